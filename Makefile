@@ -1,0 +1,30 @@
+# The README's two commands are `make run` (the whole course, full mode) and `make test`.
+PY := .venv/bin/python
+
+.PHONY: setup run test lab images slides bench lint clean-checkpoints
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup  ## execute every notebook in place, full mode, storing outputs and timings
+	$(PY) scripts/run_notebooks.py
+
+test: setup  ## lint, unit tests, and every notebook re-run by nbval in smoke mode
+	.venv/bin/ruff check .
+	KD_SMOKE=1 $(PY) -m pytest
+
+lab: setup  ## open the notebooks in Jupyter Lab
+	.venv/bin/jupyter lab notebooks/
+
+images: setup  ## redraw the diagrams in images/
+	$(PY) scripts/draw_images.py
+
+slides: setup  ## export every notebook as a reveal.js slide deck into slides/
+	$(PY) scripts/build_slides.py
+
+bench: setup  ## the data-path and distillation-speed benchmarks
+	$(PY) benchmarks/bench_data_pipeline.py
+	$(PY) benchmarks/bench_distillation_epoch.py
+
+clean-checkpoints:  ## forget every trained model (notebooks retrain what they need)
+	rm -rf checkpoints/

@@ -1,0 +1,141 @@
+"""Atomic checkpoints that know their architecture, and a teacher any notebook can start from cold."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from . import config
+from .models import build_model
+
+
+class CheckpointMismatchError(RuntimeError):
+    """Raised when a checkpoint does not fit the model it is loaded into."""
+
+
+def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any] | None = None) -> Path:
+    """Save a model's architecture, config, weights and metadata atomically; return the path.
+
+    The bytes go to a temporary file in the same folder, are flushed to disk, and only
+    then renamed over `path` (``os.replace`` is atomic), so a crash mid-save leaves the
+    previous checkpoint intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "architecture": type(model).__name__,
+        "config": dict(getattr(model, "config", {})),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "metadata": dict(metadata or {}),
+        "torch_version": str(torch.__version__),
+    }
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            torch.save(payload, file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint(path: Path | str) -> dict[str, Any]:
+    """Read a checkpoint's payload, with a clear error for a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}; train the model first (or call kd.load_or_train_teacher())")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointMismatchError(
+            f"{path} is not a readable checkpoint ({type(error).__name__}: {error}); delete it and train again"
+        ) from error
+    if not isinstance(payload, dict) or "state_dict" not in payload or "architecture" not in payload:
+        raise CheckpointMismatchError(f"{path} was not written by kd.save_checkpoint; delete it and train again")
+    return payload
+
+
+def load_checkpoint(path: Path | str, model: nn.Module | None = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a checkpoint into `model` (or into a model rebuilt from it); return (model, metadata).
+
+    Raises CheckpointMismatchError, naming both sides, when the checkpoint holds another
+    architecture, another configuration, or weights of other shapes: never a silently
+    wrong model.
+    """
+    payload = read_checkpoint(path)
+    if model is None:
+        model = build_model(payload["architecture"], **payload["config"])
+    expected = type(model).__name__
+    expected_config = dict(getattr(model, "config", {}))
+    if payload["architecture"] != expected or payload["config"] != expected_config:
+        raise CheckpointMismatchError(
+            f"{path} holds a {payload['architecture']}({_format(payload['config'])}) but the model is "
+            f"{expected}({_format(expected_config)}); delete the file, or pass retrain=True to retrain"
+        )
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise CheckpointMismatchError(f"{path} does not fit {expected}: {error}") from error
+    return model, payload["metadata"]
+
+
+def _format(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in settings.items())
+
+
+def teacher_path() -> Path:
+    """Return where the teacher of the current mode (smoke or full) is kept."""
+    return config.checkpoint_dir() / "teacher.pt"
+
+
+def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | None = None, verbose: bool = True):
+    """Return (teacher, metadata): loaded from its checkpoint, or trained and saved if there is none.
+
+    Any notebook can call this with an empty ``checkpoints/`` folder. A checkpoint that
+    does not fit the current TeacherCNN is not used: the teacher is retrained and the
+    message says why. Smoke mode keeps its own small teacher in ``checkpoints/smoke``.
+    """
+    from .train import train_teacher
+
+    path = Path(path) if path is not None else teacher_path()
+    if path.exists() and not retrain:
+        try:
+            teacher, metadata = load_checkpoint(path, build_model("TeacherCNN", **TEACHER_CONFIG))
+            if verbose:
+                test_accuracy = metadata.get("test_accuracy", float("nan"))
+                print(
+                    f"Loaded the teacher from {_relative(path)}: test accuracy {test_accuracy:.2%}, "
+                    f"trained for {metadata.get('epochs')} epochs in {metadata.get('train_seconds', float('nan')):.0f} s."
+                )
+            return teacher.eval(), metadata
+        except CheckpointMismatchError as error:
+            print(f"Retraining the teacher: {error}")
+    if data is None:
+        from .data import load_fashion_mnist
+
+        data = load_fashion_mnist()
+    if verbose:
+        print(f"No usable teacher checkpoint at {_relative(path)}: training one now ({config.mode_name()} mode).")
+    teacher, metadata = train_teacher(data)
+    save_checkpoint(teacher, path, metadata)
+    if verbose:
+        print(f"Saved the teacher to {_relative(path)}.")
+    return teacher.eval(), metadata
+
+
+def _relative(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(config.PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+TEACHER_CONFIG: dict[str, Any] = {}

@@ -1,0 +1,71 @@
+"""Device choice, seeding, smoke mode and the project's paths."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+DATA_DIR = _env_path("KD_DATA_DIR", PROJECT_ROOT / "data")
+CHECKPOINT_DIR = _env_path("KD_CHECKPOINT_DIR", PROJECT_ROOT / "checkpoints")
+
+
+def is_smoke() -> bool:
+    """Return True when KD_SMOKE asks for the small, fast smoke mode."""
+    return os.environ.get("KD_SMOKE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def mode_name() -> str:
+    """Return "smoke" or "full", for printing and for checkpoint folders."""
+    return "smoke" if is_smoke() else "full"
+
+
+def checkpoint_dir() -> Path:
+    """Return the checkpoint folder for the current mode (smoke runs never touch full ones)."""
+    return CHECKPOINT_DIR / mode_name()
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """Return CUDA if present, then Apple MPS, then the CPU (or KD_DEVICE / `prefer`)."""
+    choice = prefer or os.environ.get("KD_DEVICE")
+    if choice:
+        return torch.device(choice)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def set_seed(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator seeded the same way.
+
+    The same seed gives the same numbers on the CPU. On a GPU some kernels are
+    non-deterministic, so the last digits may differ between runs there.
+    """
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def describe_run() -> str:
+    """Return a one-line description of mode, device and threads, for a notebook's first output."""
+    return (
+        f"mode={mode_name()} (KD_SMOKE={'1' if is_smoke() else '0'}), "
+        f"device={get_device()}, torch {torch.__version__}, threads={torch.get_num_threads()}"
+    )

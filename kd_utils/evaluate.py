@@ -1,0 +1,164 @@
+"""Accuracy, predictions, confusion, agreement, calibration, and the cost of a model."""
+
+from __future__ import annotations
+
+import io
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 1024, device: torch.device | str | None = None) -> Tensor:
+    """Return the model's logits for `images` (on the CPU), computed in eval mode in batches."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    outputs = [model(batch.to(device)).float().cpu() for batch in images.split(batch_size)]
+    model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def predictions(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
+    """Return the predicted class of each image."""
+    return predict_logits(model, images, batch_size).argmax(dim=1)
+
+
+def accuracy(model_or_logits: nn.Module | Tensor, images_or_labels: Tensor, labels: Tensor | None = None) -> float:
+    """Return top-1 accuracy in [0, 1]: ``accuracy(model, images, labels)`` or ``accuracy(logits, labels)``."""
+    if isinstance(model_or_logits, nn.Module):
+        if labels is None:
+            raise TypeError("accuracy(model, images, labels) needs the labels")
+        logits = predict_logits(model_or_logits, images_or_labels)
+    else:
+        logits, labels = model_or_logits, images_or_labels
+    if len(logits) != len(labels):
+        raise ValueError(f"{len(logits)} predictions but {len(labels)} labels")
+    return (logits.argmax(dim=1) == labels.to(logits.device)).float().mean().item()
+
+
+def confusion_matrix(labels: Tensor, predicted: Tensor, num_classes: int = 10) -> Tensor:
+    """Return the (true class × predicted class) count matrix."""
+    index = labels.long() * num_classes + predicted.long()
+    return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def most_confused_pairs(confusion: Tensor, class_names: tuple[str, ...] | list[str], top: int = 5) -> list[tuple[str, str, int]]:
+    """Return the `top` (true, predicted, count) off-diagonal cells of a confusion matrix, largest first."""
+    off_diagonal = confusion.clone()
+    off_diagonal.fill_diagonal_(0)
+    counts, flat = off_diagonal.flatten().sort(descending=True)
+    n = confusion.shape[0]
+    return [(class_names[i // n], class_names[i % n], int(c)) for c, i in zip(counts[:top].tolist(), flat[:top].tolist())]
+
+
+def agreement(logits_a: Tensor, logits_b: Tensor) -> float:
+    """Return the top-1 match rate of two models' predictions on the same images."""
+    if logits_a.shape != logits_b.shape:
+        raise ValueError(f"logits of shapes {tuple(logits_a.shape)} and {tuple(logits_b.shape)} cannot be compared")
+    return (logits_a.argmax(1) == logits_b.argmax(1)).float().mean().item()
+
+
+def reliability(probabilities: Tensor, labels: Tensor, bins: int = 15) -> dict[str, Tensor]:
+    """Return per-bin confidence, accuracy and counts over equal-width confidence bins."""
+    confidence, predicted = probabilities.max(dim=1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, bins + 1)
+    bin_index = torch.bucketize(confidence, edges[1:-1], right=True)
+    counts = torch.bincount(bin_index, minlength=bins).float()
+    confidence_sum = torch.bincount(bin_index, weights=confidence, minlength=bins)
+    correct_sum = torch.bincount(bin_index, weights=correct, minlength=bins)
+    safe = counts.clamp_min(1)
+    return {"edges": edges, "confidence": confidence_sum / safe, "accuracy": correct_sum / safe, "counts": counts}
+
+
+def expected_calibration_error(probabilities: Tensor, labels: Tensor, bins: int = 15) -> float:
+    """Return the ECE: the count-weighted mean |accuracy − confidence| over confidence bins."""
+    table = reliability(probabilities, labels, bins)
+    weights = table["counts"] / table["counts"].sum()
+    return (weights * (table["accuracy"] - table["confidence"]).abs()).sum().item()
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, steps: int = 200) -> float:
+    """Return the temperature that minimises the NLL of `logits` / T on held-out labels (Guo et al., 2017)."""
+    log_temperature = torch.zeros((), requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_temperature], lr=0.1, max_iter=steps, line_search_fn="strong_wolfe")
+    logits = logits.detach().float()
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_temperature.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_temperature.detach().exp())
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Return the number of parameters of a model."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def size_on_disk(model: nn.Module) -> int:
+    """Return the bytes that ``torch.save(model.state_dict())`` writes."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getbuffer().nbytes
+
+
+def flops_per_image(model: nn.Module, input_shape: tuple[int, ...] = (1, 28, 28)) -> int:
+    """Return the floating-point operations of one forward pass on one image (torch.utils.flop_counter).
+
+    The counter counts a multiply-add as 2 FLOPs and covers convolutions and matrix
+    products; element-wise layers (BatchNorm, ReLU, pooling) are not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_shape, device=device))
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+def latency(
+    model: nn.Module,
+    batch_size: int = 1,
+    input_shape: tuple[int, ...] = (1, 28, 28),
+    threads: int = 1,
+    min_run_time: float = 0.5,
+) -> dict[str, float]:
+    """Measure CPU inference time with torch.utils.benchmark at a fixed thread count.
+
+    Returns the median seconds per batch, seconds per image, images per second and the
+    interquartile range, so that a reader can judge the noise.
+    """
+    from torch.utils import benchmark
+
+    model = model.eval()
+    images = torch.randn(batch_size, *input_shape, device=next(model.parameters()).device)
+    timer = benchmark.Timer(
+        stmt="with torch.no_grad(): model(images)",
+        globals={"model": model, "images": images, "torch": torch},
+        num_threads=threads,
+    )
+    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    median = measurement.median
+    return {
+        "batch_size": batch_size,
+        "threads": threads,
+        "seconds_per_batch": median,
+        "seconds_per_image": median / batch_size,
+        "images_per_second": batch_size / median,
+        "iqr_seconds": measurement.iqr,
+    }
+
+
+def model_summary(model: nn.Module) -> dict[str, float]:
+    """Return parameters, size on disk (bytes) and FLOPs per image of a model."""
+    return {"parameters": count_parameters(model), "bytes": size_on_disk(model), "flops": flops_per_image(model)}
+

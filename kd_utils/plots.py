@@ -1,0 +1,214 @@
+"""The figures the notebooks show, sized and lettered to read from the back of a classroom."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import Tensor
+
+from .data import CLASS_NAMES, denormalize
+
+COLORS = {"teacher": "#1f4e79", "scratch": "#9e9e9e", "distilled": "#d9534f", "student": "#d9534f"}
+
+
+def use_course_style() -> None:
+    """Set matplotlib defaults that read on a projector: large fonts, thick lines, tight layout."""
+    plt.rcParams.update(
+        {
+            "figure.dpi": 100,
+            "savefig.dpi": 100,
+            "font.size": 13,
+            "axes.titlesize": 15,
+            "axes.labelsize": 14,
+            "legend.fontsize": 12,
+            "xtick.labelsize": 12,
+            "ytick.labelsize": 12,
+            "lines.linewidth": 2.2,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "figure.autolayout": True,
+        }
+    )
+
+
+def _image(image: Tensor) -> np.ndarray:
+    return denormalize(image).squeeze().cpu().numpy()
+
+
+def plot_class_grid(images: Tensor, labels: Tensor, per_class: int = 8, class_names: Sequence[str] = CLASS_NAMES):
+    """Show `per_class` images of every class, one row per class, named on the left."""
+    figure, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 1.1, len(class_names) * 1.15))
+    for row, name in enumerate(class_names):
+        members = (labels == row).nonzero().flatten()[:per_class]
+        for column in range(per_class):
+            axis = axes[row, column]
+            axis.axis("off")
+            if column < len(members):
+                axis.imshow(_image(images[members[column]]), cmap="gray_r")
+        axes[row, 0].text(-4, 14, name, ha="right", va="center", fontsize=13)
+    figure.suptitle("Fashion-MNIST: one row per class", fontsize=16)
+    figure.subplots_adjust(left=0.22, wspace=0.05, hspace=0.05)
+    return figure
+
+
+def plot_history(histories, title: str = "Training curves"):
+    """Plot training loss and train/validation accuracy per epoch for one History or several."""
+    histories = histories if isinstance(histories, (list, tuple)) else [histories]
+    figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for index, history in enumerate(histories):
+        color = f"C{index}"
+        epochs = history.column("epoch")
+        loss_axis.plot(epochs, history.column("loss"), "o-", color=color, label=history.name)
+        accuracy_axis.plot(epochs, [100 * a for a in history.column("train_accuracy")], "o--", color=color, alpha=0.6,
+                           label=f"{history.name} (train)")
+        accuracy_axis.plot(epochs, [100 * a for a in history.column("val_accuracy")], "o-", color=color,
+                           label=f"{history.name} (validation)")
+    loss_axis.set(title="Training loss", xlabel="epoch", ylabel="loss")
+    accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+    for axis in (loss_axis, accuracy_axis):
+        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.legend()
+    figure.suptitle(title, fontsize=16)
+    return figure
+
+
+def plot_confusion_matrix(confusion: Tensor, class_names: Sequence[str] = CLASS_NAMES, title: str = "Confusion matrix",
+                          normalize: bool = True):
+    """Draw a confusion matrix (rows: true class, columns: predicted), in % of each row if `normalize`."""
+    matrix = confusion.double()
+    if normalize:
+        matrix = 100 * matrix / matrix.sum(dim=1, keepdim=True).clamp_min(1)
+    figure, axis = plt.subplots(figsize=(9.5, 8))
+    image = axis.imshow(matrix.numpy(), cmap="Blues")
+    _annotate(axis, matrix.numpy(), "{:.0f}" if normalize else "{:.0f}")
+    axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    axis.set_yticks(range(len(class_names)), class_names)
+    axis.set(xlabel="predicted class", ylabel="true class", title=title)
+    axis.grid(False)
+    figure.colorbar(image, ax=axis, label="% of the true class" if normalize else "images")
+    return figure
+
+
+def _annotate(axis, matrix: np.ndarray, fmt: str) -> None:
+    threshold = matrix.max() / 2
+    for (row, column), value in np.ndenumerate(matrix):
+        axis.text(column, row, fmt.format(value), ha="center", va="center", fontsize=10,
+                  color="white" if value > threshold else "black")
+
+
+def plot_heatmap(matrix: Tensor | np.ndarray, row_labels: Sequence, column_labels: Sequence, title: str,
+                 xlabel: str, ylabel: str, fmt: str = "{:.2f}", cmap: str = "viridis", colorbar_label: str = ""):
+    """Draw an annotated heat map (a sweep of hyperparameters, a soft-target matrix)."""
+    matrix = np.asarray(matrix, dtype=float)
+    figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(column_labels) + 3), max(4.5, 0.7 * len(row_labels) + 2)))
+    image = axis.imshow(matrix, cmap=cmap, aspect="auto")
+    _annotate(axis, matrix, fmt)
+    axis.set_xticks(range(len(column_labels)), column_labels, rotation=45 if len(str(column_labels[0])) > 4 else 0,
+                    ha="right" if len(str(column_labels[0])) > 4 else "center")
+    axis.set_yticks(range(len(row_labels)), row_labels)
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axis.grid(False)
+    figure.colorbar(image, ax=axis, label=colorbar_label)
+    return figure
+
+
+def plot_images(images: Tensor, titles: Sequence[str], columns: int = 6, suptitle: str = ""):
+    """Show images in a grid with a title above each (misclassified examples, say)."""
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 2.7), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, image, title in zip(axes.flat, images, titles):
+        axis.imshow(_image(image), cmap="gray_r")
+        axis.set_title(title, fontsize=11)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=16)
+    return figure
+
+
+def plot_soft_targets(logits: Tensor, temperatures: Sequence[float], class_names: Sequence[str] = CLASS_NAMES,
+                      true_class: int | None = None, title: str = "Soft targets at several temperatures"):
+    """Draw softmax(logits / T) as bars, one panel per temperature, with class names."""
+    from .losses import soft_targets
+
+    figure, axes = plt.subplots(1, len(temperatures), figsize=(3.6 * len(temperatures), 4.8), sharey=True)
+    axes = np.atleast_1d(axes)
+    for axis, temperature in zip(axes, temperatures):
+        probabilities = soft_targets(logits.float().flatten(), temperature).numpy()
+        colors = ["#d9534f" if index == true_class else "#1f4e79" for index in range(len(class_names))]
+        axis.barh(range(len(class_names)), probabilities, color=colors)
+        axis.set_xlim(0, 1)
+        axis.set_title(f"T = {temperature:g}")
+        axis.set_xlabel("probability")
+        axis.invert_yaxis()
+    axes[0].set_yticks(range(len(class_names)), class_names)
+    figure.suptitle(title, fontsize=16)
+    return figure
+
+
+def plot_reliability(tables: dict[str, dict[str, Tensor]], eces: dict[str, float], title: str = "Reliability diagram"):
+    """Draw reliability diagrams (accuracy against confidence per bin) side by side, with each ECE."""
+    figure, axes = plt.subplots(1, len(tables), figsize=(6 * len(tables), 5.5), sharey=True)
+    axes = np.atleast_1d(axes)
+    for axis, (label, table) in zip(axes, tables.items()):
+        edges = table["edges"].numpy()
+        centres = (edges[:-1] + edges[1:]) / 2
+        width = edges[1] - edges[0]
+        has = table["counts"].numpy() > 0
+        axis.bar(centres[has], table["accuracy"].numpy()[has], width=width * 0.95, color="#1f4e79", label="accuracy")
+        axis.bar(centres[has], (table["confidence"] - table["accuracy"]).numpy()[has], bottom=table["accuracy"].numpy()[has],
+                 width=width * 0.95, color="#d9534f", alpha=0.5, label="gap to confidence")
+        axis.plot([0, 1], [0, 1], "k--", lw=1.5, label="perfect calibration")
+        axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", title=f"{label}: ECE = {100 * eces[label]:.2f} %")
+        axis.legend(loc="upper left")
+    axes[0].set_ylabel("accuracy")
+    figure.suptitle(title, fontsize=16)
+    return figure
+
+
+def plot_feature_maps(feature_sets: dict[str, Tensor], channels: int = 6, title: str = "Feature maps"):
+    """Show the first `channels` feature maps of one image for each labelled feature tensor (C, H, W)."""
+    figure, axes = plt.subplots(len(feature_sets), channels, figsize=(channels * 1.9, len(feature_sets) * 2.1), squeeze=False)
+    for row, (label, feature) in enumerate(feature_sets.items()):
+        for column in range(channels):
+            axis = axes[row, column]
+            axis.axis("off")
+            if column < feature.shape[0]:
+                axis.imshow(feature[column].detach().cpu().numpy(), cmap="magma")
+        axes[row, 0].set_title(label, loc="left", fontsize=12)
+    figure.suptitle(title, fontsize=16)
+    return figure
+
+
+def plot_scatter(points: Sequence[dict], x: str, y: str, xlabel: str, ylabel: str, title: str, logx: bool = False):
+    """Scatter labelled points (dicts with 'name', x and y keys), e.g. accuracy against latency."""
+    figure, axis = plt.subplots(figsize=(9, 6))
+    for index, point in enumerate(points):
+        axis.scatter(point[x], point[y], s=140, color=point.get("color", f"C{index}"), zorder=3)
+        axis.annotate(point["name"], (point[x], point[y]), textcoords="offset points", xytext=(8, 6), fontsize=12)
+    if logx:
+        axis.set_xscale("log")
+    axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    return figure
+
+
+def plot_bars_with_error(names: Sequence[str], means: Sequence[float], stds: Sequence[float], ylabel: str, title: str,
+                         ylim: tuple[float, float] | None = None, reference: float | None = None, reference_label: str = ""):
+    """Bar chart of means with ± one standard deviation (results over several seeds)."""
+    figure, axis = plt.subplots(figsize=(max(7, 1.8 * len(names)), 5))
+    colors = [f"C{index}" for index in range(len(names))]
+    axis.bar(names, means, yerr=stds, capsize=8, color=colors, alpha=0.85)
+    for index, (mean, std) in enumerate(zip(means, stds)):
+        axis.text(index, mean + std, f"{mean:.2f}", ha="center", va="bottom", fontsize=12)
+    if reference is not None:
+        axis.axhline(reference, color="k", ls="--", lw=1.5, label=reference_label)
+        axis.legend(loc="lower right")
+    if ylim:
+        axis.set_ylim(*ylim)
+    axis.set(ylabel=ylabel, title=title)
+    return figure
+
+
+__all__ = [name for name in dir() if name.startswith(("plot_", "use_course_style"))]

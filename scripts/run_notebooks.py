@@ -1,0 +1,86 @@
+"""Execute the course's notebooks in place, in order, storing their outputs and how long each took.
+
+    python scripts/run_notebooks.py            # full mode, from empty checkpoints (what `make run` does)
+    python scripts/run_notebooks.py --smoke    # smoke mode, to measure smoke timings
+    python scripts/run_notebooks.py --only 03 --keep-checkpoints
+
+Timings go to notebooks/timings.json, which the index notebook shows as the course map.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbconvert.preprocessors import coalesce_streams
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+TIMINGS = NOTEBOOKS / "timings.json"
+
+
+def course_notebooks() -> list[Path]:
+    """Return the numbered notebooks in order, with the index (00) last so it can show this run's timings."""
+    numbered = sorted(p for p in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb") if not p.name.startswith("00"))
+    return numbered + sorted(NOTEBOOKS.glob("00_*.ipynb"))
+
+
+def execute(path: Path, timeout: int) -> float:
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+        store_widget_state=True,
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell, _ = coalesce_streams(cell, {}, 0)
+    temporary = path.with_suffix(".ipynb.tmp")
+    nbformat.write(notebook, temporary)
+    os.replace(temporary, path)
+    return seconds
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--smoke", action="store_true", help="run in smoke mode (KD_SMOKE=1)")
+    parser.add_argument("--only", nargs="*", default=None, help="notebook number prefixes to run, e.g. 01 03")
+    parser.add_argument("--keep-checkpoints", action="store_true", help="reuse trained models instead of starting empty")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds allowed for one cell")
+    args = parser.parse_args()
+
+    mode = "smoke" if args.smoke else "full"
+    os.environ["KD_SMOKE"] = "1" if args.smoke else "0"
+    os.environ["KD_PROGRESS"] = "text"  # a text progress bar stores cleanly in the notebook
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    checkpoints = ROOT / "checkpoints" / mode
+    if not args.keep_checkpoints and args.only is None and checkpoints.exists():
+        print(f"Starting from empty checkpoints: removing {checkpoints.relative_to(ROOT)}/")
+        shutil.rmtree(checkpoints)
+    paths = course_notebooks()
+    if args.only:
+        paths = [p for p in paths if any(p.name.startswith(prefix) for prefix in args.only)]
+    timings = json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+    total = 0.0
+    for path in paths:
+        print(f"==> {path.name} ({mode} mode) ...", flush=True)
+        seconds = execute(path, args.timeout)
+        total += seconds
+        print(f"    {seconds:6.1f} s", flush=True)
+        timings.setdefault(mode, {})[path.stem] = round(seconds, 1)
+        TIMINGS.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+    print(f"==> {len(paths)} notebooks in {total / 60:.1f} minutes ({mode} mode)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

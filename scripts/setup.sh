@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Create .venv, install the pinned requirements and kd_utils, and put Fashion-MNIST in data/.
+# Safe to run again: each step is skipped when it is already done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv with $PYTHON"
+    "$PYTHON" -m venv .venv
+fi
+
+stamp=.venv/.kd-installed
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    echo "==> installing requirements (torch takes a couple of minutes the first time)"
+    .venv/bin/python -m pip install --quiet --upgrade pip
+    .venv/bin/python -m pip install --quiet -r requirements.txt
+    .venv/bin/python -m pip install --quiet --no-deps -e .
+    touch "$stamp"
+fi
+
+if ! .venv/bin/python -m kd_utils.data --check >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "==> installing Debian's dataset-fashion-mnist"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then
+        echo "==> installing Debian's dataset-fashion-mnist (sudo)"
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+    else
+        echo "==> dataset-fashion-mnist cannot be installed here: trying torchvision's download next"
+    fi
+fi
+.venv/bin/python -m kd_utils.data

@@ -1,0 +1,121 @@
+import math
+
+import pytest
+import torch
+
+import kd_utils as kd
+
+
+def _small(data, n=512):
+    return data.train_x[:n], data.train_y[:n]
+
+
+def test_training_lowers_the_loss_on_a_small_subset(data):
+    x, y = _small(data)
+    kd.set_seed(0)
+    history = kd.train(kd.StudentCNN(), x, y, val=(data.val_x, data.val_y), epochs=4, progress=False, verbose=False)
+    losses = history.column("loss")
+    assert losses[-1] < losses[0]
+    assert history.final["train_accuracy"] > 0.5
+
+
+def test_history_records_loss_accuracies_and_seconds_per_epoch(data):
+    x, y = _small(data, 256)
+    history = kd.train(kd.StudentMLP(), x, y, val=(data.val_x, data.val_y), epochs=2, progress=False, verbose=False)
+    assert [record["epoch"] for record in history.epochs] == [1, 2]
+    for record in history.epochs:
+        assert set(record) == {"epoch", "loss", "train_accuracy", "val_accuracy", "seconds"}
+        assert 0 <= record["val_accuracy"] <= 1 and record["seconds"] > 0
+    assert "examples/s" in history.summary()
+
+
+def test_the_same_seed_gives_the_same_numbers_on_the_cpu(data):
+    x, y = _small(data, 256)
+    runs = []
+    for _ in range(2):
+        kd.set_seed(7)
+        model = kd.StudentCNN()
+        history = kd.train(model, x, y, epochs=1, seed=7, progress=False, verbose=False, device="cpu")
+        runs.append((history.final["loss"], kd.predict_logits(model, data.test_x[:64])))
+    assert runs[0][0] == runs[1][0]
+    assert torch.equal(runs[0][1], runs[1][1])
+
+
+def test_a_nan_loss_stops_training_with_a_clear_message(data):
+    x, y = _small(data, 64)
+    with pytest.raises(FloatingPointError, match="Lower the learning rate"):
+        kd.train(kd.StudentMLP(), x * math.nan, y, epochs=1, progress=False, verbose=False)
+
+
+def test_distilling_from_cached_logits_equals_distilling_from_the_live_teacher(data):
+    x, y = _small(data, 256)
+    kd.set_seed(0)
+    teacher = kd.StudentCNN(width=4).eval()
+    cached = kd.cache_teacher_logits(teacher, x)
+    results = []
+    for source in ({"teacher": teacher}, {"teacher_logits": cached}):
+        kd.set_seed(1)
+        student = kd.StudentMLP()
+        kd.train(student, x, y, epochs=1, seed=1, temperature=3.0, alpha=0.7, progress=False, verbose=False, **source)
+        results.append(kd.predict_logits(student, data.test_x[:32]))
+    assert torch.allclose(results[0], results[1], atol=1e-5)
+
+
+def test_cached_logits_of_the_wrong_length_or_class_count_are_rejected_before_training(data):
+    x, y = _small(data, 100)
+    with pytest.raises(ValueError, match=r"expected \(100, 10\)"):
+        kd.train(kd.StudentMLP(), x, y, teacher_logits=torch.zeros(99, 10), progress=False, verbose=False)
+    with pytest.raises(ValueError, match=r"expected \(100, 10\)"):
+        kd.train(kd.StudentMLP(), x, y, teacher_logits=torch.zeros(100, 7), progress=False, verbose=False)
+
+
+def test_unlabelled_images_train_through_the_soft_term_only(data):
+    x, y = _small(data, 256)
+    teacher = kd.StudentCNN(width=4).eval()
+    hidden_labels = torch.full_like(y, kd.IGNORE_LABEL)
+    history = kd.train(kd.StudentMLP(), x, hidden_labels, teacher=teacher, alpha=1.0, epochs=1, progress=False,
+                       verbose=False)
+    assert math.isfinite(history.final["loss"])
+
+
+@pytest.mark.parametrize(
+    "make_term",
+    [
+        lambda: kd.FeatureTerm(kd.HintLoss(16, 48), "block2", "block2"),
+        lambda: kd.FeatureTerm(kd.AttentionTransferLoss(), "block2", "block2"),
+        lambda: kd.FeatureTerm(kd.CosineLoss(16, 48), "block2", "block2"),
+    ],
+    ids=["hint", "attention", "cosine"],
+)
+def test_one_training_step_with_each_feature_loss_lowers_that_loss_on_a_fixed_batch(data, make_term):
+    kd.set_seed(0)
+    teacher = kd.TeacherCNN(width=24).eval()
+    student = kd.StudentCNN()
+    term = make_term()
+    images = data.train_x[:64]
+
+    def feature_loss() -> float:
+        student.train()
+        with torch.no_grad(), kd.tap(student, "block2") as s, kd.tap(teacher, "block2") as t:
+            student(images)
+            teacher(images)
+        return term.loss(s["block2"], t["block2"]).item()
+
+    before = feature_loss()
+    kd.train(student, images, data.train_y[:64], teacher=teacher, feature_terms=[term], logit_loss=False, epochs=1,
+             batch_size=64, lr=1e-2, progress=False, verbose=False, device="cpu")
+    assert feature_loss() < before
+
+
+def test_feature_terms_need_a_live_teacher(data):
+    with pytest.raises(ValueError, match="live teacher"):
+        kd.train(kd.StudentCNN(), data.train_x[:8], data.train_y[:8],
+                 feature_terms=[kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1")], progress=False)
+
+
+def test_train_teacher_returns_metadata_with_the_test_accuracy(data, monkeypatch):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    teacher, metadata = kd.train_teacher(data, progress=False)
+    assert isinstance(teacher, kd.TeacherCNN)
+    assert 0.5 < metadata["test_accuracy"] <= 1
+    assert metadata["mode"] == "smoke" and metadata["epochs"] == kd.TEACHER_SCHEDULE["smoke"]["epochs"]
