@@ -80,7 +80,8 @@ from .plots import (
     plot_soft_targets,
     use_course_style,
 )
-from .train import TEACHER_SCHEDULE, FeatureTerm, History, cache_teacher_logits, train, train_teacher
+from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
+from .train import TEACHER_SCHEDULE, FeatureTerm, History, cache_teacher_logits, train, train_fitnets, train_teacher
 
 
 def show_source(obj) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 from torch import Tensor
 
 from .data import CLASS_NAMES, denormalize
@@ -38,18 +39,22 @@ def _image(image: Tensor) -> np.ndarray:
 
 
 def plot_class_grid(images: Tensor, labels: Tensor, per_class: int = 8, class_names: Sequence[str] = CLASS_NAMES):
-    """Show `per_class` images of every class, one row per class, named on the left."""
-    figure, axes = plt.subplots(len(class_names), per_class, figsize=(per_class * 1.1, len(class_names) * 1.15))
-    for row, name in enumerate(class_names):
-        members = (labels == row).nonzero().flatten()[:per_class]
-        for column in range(per_class):
-            axis = axes[row, column]
-            axis.axis("off")
-            if column < len(members):
-                axis.imshow(_image(images[members[column]]), cmap="gray_r")
-        axes[row, 0].text(-4, 14, name, ha="right", va="center", fontsize=13)
-    figure.suptitle("Fashion-MNIST: one row per class", fontsize=16)
-    figure.subplots_adjust(left=0.22, wspace=0.05, hspace=0.05)
+    """Show `per_class` images of every class, one row per class, named on the left (one mosaic image)."""
+    rows = []
+    for label in range(len(class_names)):
+        members = (labels == label).nonzero().flatten()[:per_class]
+        row = torch.ones(per_class, 28, 28)
+        row[: len(members)] = denormalize(images[members]).squeeze(1)
+        rows.append(torch.nn.functional.pad(row, (1, 1, 1, 1), value=1.0).permute(1, 0, 2).reshape(30, -1))
+    mosaic = torch.cat(rows).numpy()
+    figure, axis = plt.subplots(figsize=(per_class * 0.95 + 2.2, len(class_names) * 0.95))
+    axis.imshow(mosaic, cmap="gray_r", vmin=0, vmax=1)
+    axis.set_yticks([30 * row + 15 for row in range(len(class_names))], class_names)
+    axis.set_xticks([])
+    axis.grid(False)
+    for spine in axis.spines.values():
+        spine.set_visible(False)
+    axis.set_title("Fashion-MNIST: one row per class")
     return figure
 
 
@@ -68,7 +73,7 @@ def plot_history(histories, title: str = "Training curves"):
     loss_axis.set(title="Training loss", xlabel="epoch", ylabel="loss")
     accuracy_axis.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
     for axis in (loss_axis, accuracy_axis):
-        axis.xaxis.get_major_locator().set_params(integer=True)
+        axis.set_xticks(histories[0].column("epoch"))
         axis.legend()
     figure.suptitle(title, fontsize=16)
     return figure
@@ -117,7 +122,7 @@ def plot_heatmap(matrix: Tensor | np.ndarray, row_labels: Sequence, column_label
 def plot_images(images: Tensor, titles: Sequence[str], columns: int = 6, suptitle: str = ""):
     """Show images in a grid with a title above each (misclassified examples, say)."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 2.7), squeeze=False)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 2.3, rows * 3.1), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for axis, image, title in zip(axes.flat, images, titles):
@@ -144,6 +149,11 @@ def plot_soft_targets(logits: Tensor, temperatures: Sequence[float], class_names
         axis.set_xlabel("probability")
         axis.invert_yaxis()
     axes[0].set_yticks(range(len(class_names)), class_names)
+    if true_class is not None:
+        from matplotlib.patches import Patch
+
+        axes[-1].legend(handles=[Patch(color="#d9534f", label="true class"), Patch(color="#1f4e79", label="other classes")],
+                        loc="lower right")
     figure.suptitle(title, fontsize=16)
     return figure
 
@@ -157,9 +167,14 @@ def plot_reliability(tables: dict[str, dict[str, Tensor]], eces: dict[str, float
         centres = (edges[:-1] + edges[1:]) / 2
         width = edges[1] - edges[0]
         has = table["counts"].numpy() > 0
-        axis.bar(centres[has], table["accuracy"].numpy()[has], width=width * 0.95, color="#1f4e79", label="accuracy")
-        axis.bar(centres[has], (table["confidence"] - table["accuracy"]).numpy()[has], bottom=table["accuracy"].numpy()[has],
-                 width=width * 0.95, color="#d9534f", alpha=0.5, label="gap to confidence")
+        accuracy, confidence = table["accuracy"].numpy()[has], table["confidence"].numpy()[has]
+        over = confidence > accuracy
+        axis.bar(centres[has], accuracy, width=width * 0.95, color="#1f4e79", label="accuracy")
+        bottom, height = np.minimum(accuracy, confidence), np.abs(confidence - accuracy)
+        axis.bar(centres[has][over], height[over], bottom=bottom[over], width=width * 0.95, color="#d9534f", alpha=0.55,
+                 label="over-confident gap")
+        axis.bar(centres[has][~over], height[~over], bottom=bottom[~over], width=width * 0.95, facecolor="none",
+                 edgecolor="#f0ad4e", hatch="//", linewidth=1.5, label="under-confident gap")
         axis.plot([0, 1], [0, 1], "k--", lw=1.5, label="perfect calibration")
         axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", title=f"{label}: ECE = {100 * eces[label]:.2f} %")
         axis.legend(loc="upper left")

@@ -272,3 +272,30 @@ def train_teacher(data, seed: int = 0, epochs: int | None = None, progress: bool
 def cache_teacher_logits(teacher: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """Return the teacher's logits for `images`, computed once, to distil from without re-running the teacher."""
     return predict_logits(teacher, images, batch_size)
+
+
+def train_fitnets(
+    student: nn.Module,
+    teacher: nn.Module,
+    train_x: Tensor,
+    train_y: Tensor,
+    hint: FeatureTerm,
+    *,
+    hint_epochs: int = 1,
+    epochs: int = 5,
+    temperature: float = 4.0,
+    alpha: float = 0.5,
+    name: str = "FitNets",
+    **kwargs,
+) -> tuple[History, History]:
+    """Train with the FitNets two-stage schedule (Romero et al., 2015); return both stages' histories.
+
+    Stage 1 trains the student's layers up to the guided layer (and the hint regressor)
+    on the hint loss alone: the later layers get no gradient. Stage 2 trains the whole
+    student with the logit KD loss. The regressor is then no longer needed.
+    """
+    stage1 = train(student, train_x, train_y, teacher=teacher, feature_terms=[hint], logit_loss=False,
+                   epochs=hint_epochs, name=f"{name} stage 1 (hint)", **kwargs)
+    stage2 = train(student, train_x, train_y, teacher=teacher, temperature=temperature, alpha=alpha, epochs=epochs,
+                   name=f"{name} stage 2 (KD)", **kwargs)
+    return stage1, stage2

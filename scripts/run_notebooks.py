@@ -1,7 +1,7 @@
 """Execute the course's notebooks in place, in order, storing their outputs and how long each took.
 
     python scripts/run_notebooks.py            # full mode, from empty checkpoints (what `make run` does)
-    python scripts/run_notebooks.py --smoke    # smoke mode, to measure smoke timings
+    python scripts/run_notebooks.py --smoke    # smoke mode: measures timings, leaves the notebooks as they are
     python scripts/run_notebooks.py --only 03 --keep-checkpoints
 
 Timings go to notebooks/timings.json, which the index notebook shows as the course map.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbconvert.preprocessors import coalesce_streams
+from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -32,7 +32,7 @@ def course_notebooks() -> list[Path]:
     return numbered + sorted(NOTEBOOKS.glob("00_*.ipynb"))
 
 
-def execute(path: Path, timeout: int) -> float:
+def execute(path: Path, timeout: int, save: bool = True) -> float:
     notebook = nbformat.read(path, as_version=4)
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
@@ -41,9 +41,10 @@ def execute(path: Path, timeout: int) -> float:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell, _ = coalesce_streams(cell, {}, 0)
+    if not save:
+        return seconds
+    # one stream output per cell, and a progress bar's carriage-return updates reduced to its last state
+    notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
     temporary = path.with_suffix(".ipynb.tmp")
     nbformat.write(notebook, temporary)
     os.replace(temporary, path)
@@ -73,7 +74,7 @@ def main() -> int:
     total = 0.0
     for path in paths:
         print(f"==> {path.name} ({mode} mode) ...", flush=True)
-        seconds = execute(path, args.timeout)
+        seconds = execute(path, args.timeout, save=not args.smoke)
         total += seconds
         print(f"    {seconds:6.1f} s", flush=True)
         timings.setdefault(mode, {})[path.stem] = round(seconds, 1)

@@ -1,0 +1,106 @@
+"""The scorecard's students: where each is saved, and the recipe that retrains it if it is missing.
+
+Notebooks 03 and 04 train these students (choosing T, α and feature weights on the
+validation split) and save the seed-0 model of each with `save_student`. Notebook 05
+loads them; if a notebook has not run, `load_or_train_student` retrains that student
+with the recipe below, whose hyperparameters are the ones the full run of 03/04 chose.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import config
+from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from .evaluate import accuracy
+from .losses import AttentionTransferLoss, CosineLoss, HintLoss
+from .models import build_model
+from .train import FeatureTerm, cache_teacher_logits, train, train_fitnets
+
+# name -> architecture, config, epochs, and the distillation settings (None: trained from scratch)
+STUDENT_RECIPES: dict[str, dict[str, Any]] = {
+    "mlp_scratch": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 10, "distill": None},
+    "mlp_kd": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 10,
+               "distill": {"temperature": 4.0, "alpha": 0.9}},
+    "cnn_scratch": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 5, "distill": None},
+    "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 5,
+               "distill": {"temperature": 4.0, "alpha": 0.9}},
+}
+
+SMOKE_EPOCHS = 1
+
+
+def student_path(name: str) -> Path:
+    """Return where the student called `name` is kept in the current mode."""
+    return config.checkpoint_dir() / f"student_{name}.pt"
+
+
+def save_student(name: str, model: nn.Module, metadata: dict[str, Any]) -> Path:
+    """Save a trained student under its scorecard name (atomically)."""
+    return save_checkpoint(model, student_path(name), metadata)
+
+
+def train_student(name: str, data, teacher: nn.Module | None = None, seed: int = 0, progress: bool = False):
+    """Train the student `name` with its recipe; return (model, metadata)."""
+    recipe = STUDENT_RECIPES[name]
+    epochs = SMOKE_EPOCHS if config.is_smoke() else recipe["epochs"]
+    config.set_seed(seed)
+    model = build_model(recipe["architecture"], **recipe["config"])
+    kwargs: dict[str, Any] = {"val": (data.val_x, data.val_y), "epochs": epochs, "seed": seed, "progress": progress,
+                              "name": name, "verbose": False}
+    distill = recipe.get("distill")
+    feature = recipe.get("feature")
+    if distill is not None or feature is not None:
+        if teacher is None:
+            raise ValueError(f"student {name!r} is distilled: pass the teacher")
+    if feature is not None:
+        term = _feature_term(feature)
+        if feature.get("two_stage"):
+            train_fitnets(model, teacher, data.train_x, data.train_y, term, hint_epochs=feature["hint_epochs"],
+                          **distill, **kwargs)
+        else:
+            train(model, data.train_x, data.train_y, teacher=teacher, feature_terms=[term], **distill, **kwargs)
+    elif distill is not None:
+        teacher_logits = cache_teacher_logits(teacher, data.train_x)
+        train(model, data.train_x, data.train_y, teacher_logits=teacher_logits, **distill, **kwargs)
+    else:
+        train(model, data.train_x, data.train_y, **kwargs)
+    metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe, "seed": seed,
+                "epochs": epochs, "trained_by": "kd.train_student"}
+    return model.eval(), metadata
+
+
+def _feature_term(feature: dict[str, Any]) -> FeatureTerm:
+    kind = feature["kind"]
+    if kind == "hint":
+        loss: nn.Module = HintLoss(feature["student_channels"], feature["teacher_channels"])
+    elif kind == "attention":
+        loss = AttentionTransferLoss()
+    elif kind == "cosine":
+        loss = CosineLoss(feature["student_channels"], feature["teacher_channels"])
+    else:
+        raise ValueError(f"unknown feature loss {kind!r}")
+    return FeatureTerm(loss, feature["student_layer"], feature["teacher_layer"], feature["weight"])
+
+
+def load_or_train_student(name: str, data, teacher: nn.Module | None = None, verbose: bool = True):
+    """Return (student, metadata): from its checkpoint if a notebook saved it, else trained now and saved."""
+    if name not in STUDENT_RECIPES:
+        raise KeyError(f"no student called {name!r}; known: {', '.join(STUDENT_RECIPES)}")
+    path = student_path(name)
+    if path.exists():
+        try:
+            model, metadata = load_checkpoint(path)
+            if verbose:
+                print(f"{name}: loaded from {path.name} (saved by notebook {metadata.get('notebook', '?')})")
+            return model.eval(), metadata
+        except CheckpointMismatchError as error:
+            print(f"{name}: retraining, the checkpoint does not fit: {error}")
+    if verbose:
+        print(f"{name}: no checkpoint, training it now with its recipe")
+    model, metadata = train_student(name, data, teacher)
+    save_student(name, model, metadata)
+    return model, metadata
