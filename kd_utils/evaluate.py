@@ -142,7 +142,7 @@ def latency(
     model = model.eval()
     images = torch.randn(batch_size, *input_shape, device=next(model.parameters()).device)
     timer = benchmark.Timer(
-        stmt="with torch.no_grad(): model(images)",
+        stmt="with torch.inference_mode(): model(images)",
         globals={"model": model, "images": images, "torch": torch},
         num_threads=threads,
     )

@@ -22,12 +22,12 @@ from .train import FeatureTerm, cache_teacher_logits, train, train_fitnets
 
 # name -> architecture, config, epochs, and the distillation settings (None: trained from scratch)
 STUDENT_RECIPES: dict[str, dict[str, Any]] = {
-    "mlp_scratch": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 10, "distill": None},
-    "mlp_kd": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 10,
-               "distill": {"temperature": 4.0, "alpha": 0.9}},
-    "cnn_scratch": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 5, "distill": None},
-    "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 5,
-               "distill": {"temperature": 4.0, "alpha": 0.9}},
+    "mlp_scratch": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 30, "distill": None},
+    "mlp_kd": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 30,
+               "distill": {"temperature": 2.0, "alpha": 0.5}},
+    "cnn_scratch": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 2, "distill": None},
+    "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 2,
+               "distill": {"temperature": 2.0, "alpha": 0.5}},
 }
 
 SMOKE_EPOCHS = 1

@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -70,7 +71,8 @@ class History:
         last = self.final
         val = f", val acc {last['val_accuracy']:.2%}" if not math.isnan(last.get("val_accuracy", math.nan)) else ""
         return (
-            f"{self.name}: {len(self.epochs)} epochs, loss {last['loss']:.3f}, train acc {last['train_accuracy']:.2%}{val}, "
+            f"{self.name}: {len(self.epochs)} epoch{'s' if len(self.epochs) != 1 else ''}, loss {last['loss']:.3f}, "
+            f"train acc {last['train_accuracy']:.2%}{val}, "
             f"{self.examples_per_second:,.0f} examples/s on {self.device}, {self.train_seconds:.1f} s"
         )
 
@@ -179,11 +181,11 @@ def train(
             for term in feature_terms:
                 term.loss.train()
             start = time.perf_counter()
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, correct, seen = (torch.zeros((), device=device) for _ in range(3))
             for step, index in enumerate(batch_indices(n, batch_size, True, generator)):
                 images = _prepare(train_x[index], device, channels_last)
                 labels = train_y[index].to(device)
-                with tap(model, student_layers) as student_features:
+                with tap(model, student_layers) if feature_terms else nullcontext({}) as student_features:
                     logits = model(images)
                 if feature_terms:
                     with torch.no_grad(), tap(teacher, teacher_layers) as teacher_features:
@@ -212,20 +214,21 @@ def train(
                 loss.backward()
                 optimizer.step()
                 scheduler.step()
-                loss_sum += loss.item() * len(index)
-                labelled = labels >= 0
-                correct += (logits.argmax(1)[labelled] == labels[labelled]).sum().item()
-                seen += int(labelled.sum())
+                with torch.no_grad():
+                    loss_sum += loss.detach() * len(index)
+                    labelled = labels >= 0
+                    correct += (logits.argmax(1)[labelled] == labels[labelled]).sum()
+                    seen += labelled.sum()
                 bar.update(1)
-                if step % 20 == 0:
+                if step % 20 == 0 and progress:
                     bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
             seconds = time.perf_counter() - start
             val_accuracy = accuracy(model, val[0], val[1]) if val is not None else math.nan
             history.epochs.append(
                 {
                     "epoch": epoch,
-                    "loss": loss_sum / n,
-                    "train_accuracy": correct / max(seen, 1),
+                    "loss": loss_sum.item() / n,
+                    "train_accuracy": correct.item() / max(seen.item(), 1),
                     "val_accuracy": val_accuracy,
                     "seconds": seconds,
                 }
