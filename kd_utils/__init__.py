@@ -21,6 +21,7 @@ from .config import (
     get_device,
     is_smoke,
     mode_name,
+    relative_path,
     set_seed,
 )
 from .data import (

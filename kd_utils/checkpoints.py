@@ -40,6 +40,9 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
             torch.save(payload, file)
             file.flush()
             os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -112,10 +115,10 @@ def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | N
             if verbose:
                 test_accuracy = metadata.get("test_accuracy", float("nan"))
                 print(
-                    f"Loaded the teacher from {_relative(path)}: test accuracy {test_accuracy:.2%}, "
+                    f"Loaded the teacher from {config.relative_path(path)}: test accuracy {test_accuracy:.2%}, "
                     f"trained for {metadata.get('epochs')} epochs in {metadata.get('train_seconds', float('nan')):.0f} s."
                 )
-            return teacher.eval(), metadata
+            return _fast_layout(teacher).eval(), metadata
         except CheckpointMismatchError as error:
             print(f"Retraining the teacher: {error}")
     if data is None:
@@ -123,19 +126,19 @@ def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | N
 
         data = load_fashion_mnist()
     if verbose:
-        print(f"No usable teacher checkpoint at {_relative(path)}: training one now ({config.mode_name()} mode).")
+        print(f"No usable teacher checkpoint at {config.relative_path(path)}: training one now ({config.mode_name()} mode).")
     teacher, metadata = train_teacher(data)
     save_checkpoint(teacher, path, metadata)
     if verbose:
-        print(f"Saved the teacher to {_relative(path)}.")
+        print(f"Saved the teacher to {config.relative_path(path)}.")
     return teacher.eval(), metadata
 
 
-def _relative(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(config.PROJECT_ROOT))
-    except ValueError:
-        return str(path)
+def _fast_layout(model: nn.Module) -> nn.Module:
+    """Put a conv model in channels-last memory layout on the CPU, where its convolutions run about 2× faster."""
+    if next(model.parameters()).device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
+    return model
 
 
 TEACHER_CONFIG: dict[str, Any] = {}

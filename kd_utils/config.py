@@ -36,6 +36,14 @@ def checkpoint_dir() -> Path:
     return CHECKPOINT_DIR / mode_name()
 
 
+def relative_path(path: Path | str) -> str:
+    """Return `path` relative to the project root when it lies inside it, else as it is (for printing)."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """Return CUDA if present, then Apple MPS, then the CPU (or KD_DEVICE / `prefer`)."""
     choice = prefer or os.environ.get("KD_DEVICE")
@@ -52,7 +60,9 @@ def get_device(prefer: str | None = None) -> torch.device:
 def set_seed(seed: int) -> torch.Generator:
     """Seed Python, NumPy and torch; return a CPU generator seeded the same way.
 
-    The same seed gives the same numbers on the CPU. On a GPU some kernels are
+    The same seed gives the same numbers on the same CPU with the same number of threads
+    (torch.get_num_threads()): another thread count sums in another order, so the last
+    digits, and a close hyperparameter choice, can change. On a GPU some kernels are
     non-deterministic, so the last digits may differ between runs there.
     """
     random.seed(seed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from . import config
@@ -29,6 +30,17 @@ STUDENT_RECIPES: dict[str, dict[str, Any]] = {
     "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 2,
                "distill": {"temperature": 2.0, "alpha": 0.5}},
 }
+# Notebook 04's students: a seeded subset of 8,000 training images, 3 epochs, T and α fixed for all methods.
+_FEATURE_BASE = {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 3, "train_images": 8_000,
+                 "subset_seed": 0, "distill": {"temperature": 2.0, "alpha": 0.9}}
+_BLOCK2 = {"student_layer": "block2", "teacher_layer": "block2", "student_channels": 16, "teacher_channels": 48}
+STUDENT_RECIPES.update({
+    "cnn_hint_kd": {**_FEATURE_BASE, "feature": {"kind": "hint", "weight": 1.0, **_BLOCK2}},
+    "cnn_at_kd": {**_FEATURE_BASE, "feature": {"kind": "attention", "weight": 2.0, **_BLOCK2}},
+    "cnn_cosine_kd": {**_FEATURE_BASE, "feature": {"kind": "cosine", "weight": 1.0, **_BLOCK2}},
+    "cnn_fitnets": {**_FEATURE_BASE, "epochs": 2,
+                    "feature": {"kind": "hint", "weight": 1.0, "two_stage": True, "hint_epochs": 1, **_BLOCK2}},
+})
 
 SMOKE_EPOCHS = 1
 
@@ -51,6 +63,11 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
     model = build_model(recipe["architecture"], **recipe["config"])
     kwargs: dict[str, Any] = {"val": (data.val_x, data.val_y), "epochs": epochs, "seed": seed, "progress": progress,
                               "name": name, "verbose": False}
+    train_x, train_y = data.train_x, data.train_y
+    if "train_images" in recipe:
+        generator = torch.Generator().manual_seed(recipe["subset_seed"])
+        subset = torch.randperm(len(train_x), generator=generator)[: recipe["train_images"]]
+        train_x, train_y = train_x[subset], train_y[subset]
     distill = recipe.get("distill")
     feature = recipe.get("feature")
     if distill is not None or feature is not None:
@@ -59,15 +76,14 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
     if feature is not None:
         term = _feature_term(feature)
         if feature.get("two_stage"):
-            train_fitnets(model, teacher, data.train_x, data.train_y, term, hint_epochs=feature["hint_epochs"],
-                          **distill, **kwargs)
+            train_fitnets(model, teacher, train_x, train_y, term, hint_epochs=feature["hint_epochs"], **distill, **kwargs)
         else:
-            train(model, data.train_x, data.train_y, teacher=teacher, feature_terms=[term], **distill, **kwargs)
+            train(model, train_x, train_y, teacher=teacher, feature_terms=[term], **distill, **kwargs)
     elif distill is not None:
-        teacher_logits = cache_teacher_logits(teacher, data.train_x)
-        train(model, data.train_x, data.train_y, teacher_logits=teacher_logits, **distill, **kwargs)
+        teacher_logits = cache_teacher_logits(teacher, train_x)
+        train(model, train_x, train_y, teacher_logits=teacher_logits, **distill, **kwargs)
     else:
-        train(model, data.train_x, data.train_y, **kwargs)
+        train(model, train_x, train_y, **kwargs)
     metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe, "seed": seed,
                 "epochs": epochs, "trained_by": "kd.train_student"}
     return model.eval(), metadata

@@ -119,3 +119,23 @@ def test_train_teacher_returns_metadata_with_the_test_accuracy(data, monkeypatch
     assert isinstance(teacher, kd.TeacherCNN)
     assert 0.5 < metadata["test_accuracy"] <= 1
     assert metadata["mode"] == "smoke" and metadata["epochs"] == kd.TEACHER_SCHEDULE["smoke"]["epochs"]
+
+
+@pytest.mark.parametrize("name", sorted(kd.STUDENT_RECIPES))
+def test_every_scorecard_student_can_be_retrained_from_its_recipe(data, monkeypatch, name):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    small = kd.FashionMNISTData(data.train_x[:300], data.train_y[:300], data.val_x[:100], data.val_y[:100],
+                                data.test_x[:100], data.test_y[:100], smoke=True)
+    teacher = kd.TeacherCNN().eval()
+    model, metadata = kd.train_student(name, small, teacher)
+    assert type(model).__name__ == kd.STUDENT_RECIPES[name]["architecture"]
+    assert 0 <= metadata["test_accuracy"] <= 1
+
+
+def test_load_or_train_student_loads_what_a_notebook_saved(data, monkeypatch, capsys):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    saved = kd.StudentMLP(hidden=64)
+    kd.save_student("mlp_scratch", saved, {"notebook": "03", "test_accuracy": 0.5})
+    model, metadata = kd.load_or_train_student("mlp_scratch", data)
+    assert metadata["notebook"] == "03" and "loaded" in capsys.readouterr().out
+    assert torch.equal(model.state_dict()["classifier.weight"], saved.state_dict()["classifier.weight"])
