@@ -80,7 +80,7 @@ def load_checkpoint(path: Path | str, model: nn.Module | None = None) -> tuple[n
     expected_config = dict(getattr(model, "config", {}))
     if payload["architecture"] != expected or payload["config"] != expected_config:
         raise CheckpointMismatchError(
-            f"{path} holds a {payload['architecture']}({_format(payload['config'])}) but the model is "
+            f"{config.relative_path(path)} holds a {payload['architecture']}({_format(payload['config'])}) but the model is "
             f"{expected}({_format(expected_config)}); delete the file, or pass retrain=True to retrain"
         )
     try:
