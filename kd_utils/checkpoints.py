@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from . import config
-from .models import build_model
+from .models import build_model, is_convolutional
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -136,7 +136,7 @@ def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | N
 
 def _fast_layout(model: nn.Module) -> nn.Module:
     """Put a conv model in channels-last memory layout on the CPU, where its convolutions run about 2× faster."""
-    if next(model.parameters()).device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    if next(model.parameters()).device.type == "cpu" and is_convolutional(model):
         model.to(memory_format=torch.channels_last)
     return model
 

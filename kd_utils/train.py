@@ -18,6 +18,7 @@ from .data import batch_indices
 from .evaluate import accuracy, predict_logits
 from .features import tap
 from .losses import distillation_loss, hard_loss
+from .models import is_convolutional
 
 
 def _progress_bar(total: int, name: str, enabled: bool):
@@ -130,7 +131,7 @@ def train(
     the CPU. A loss that becomes NaN or infinite stops training with a clear message.
     """
     device = torch.device(device) if device is not None else config.get_device()
-    channels_last = device.type == "cpu" and any(isinstance(m, nn.Conv2d) for m in model.modules())
+    channels_last = device.type == "cpu" and is_convolutional(model)
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
