@@ -67,7 +67,7 @@ from .losses import (
     parameter_count,
     soft_targets,
 )
-from .models import StudentCNN, StudentMLP, TeacherCNN, build_model, stage_names
+from .models import StudentCNN, StudentMLP, TeacherCNN, build_model, is_convolutional, stage_names
 from .plots import (
     plot_bars_with_error,
     plot_class_grid,

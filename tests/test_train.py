@@ -139,3 +139,44 @@ def test_load_or_train_student_loads_what_a_notebook_saved(data, monkeypatch, ca
     model, metadata = kd.load_or_train_student("mlp_scratch", data)
     assert metadata["notebook"] == "03" and "loaded" in capsys.readouterr().out
     assert torch.equal(model.state_dict()["classifier.weight"], saved.state_dict()["classifier.weight"])
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+@pytest.mark.parametrize("all_labelled", [True, False])
+def test_the_training_steps_loss_equals_distillation_loss_in_value_and_gradient(alpha, temperature, all_labelled):
+    from kd_utils.train import _step_loss
+
+    generator = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(16, 10, dtype=torch.float64, generator=generator)
+    teacher_logits = 3 * torch.randn(16, 10, dtype=torch.float64, generator=generator)
+    labels = torch.randint(0, 10, (16,), generator=generator)
+    if not all_labelled:
+        labels[::3] = kd.IGNORE_LABEL
+    reference = logits.clone().requires_grad_()
+    expected = kd.distillation_loss(reference, teacher_logits, labels, temperature, alpha)
+    expected.backward()
+    fast = logits.clone().requires_grad_()
+    teacher_log_probs = torch.log_softmax(teacher_logits / temperature, dim=-1)
+    value = _step_loss(fast, labels, teacher_log_probs, temperature, alpha, all_labelled)
+    value.backward()
+    assert torch.allclose(value, expected, atol=1e-12)
+    assert torch.allclose(fast.grad, reference.grad, atol=1e-12)
+
+
+def test_plain_training_steps_loss_is_the_cross_entropy_of_the_labelled_images():
+    from kd_utils.train import _step_loss
+
+    logits = torch.randn(8, 10, dtype=torch.float64)
+    labels = torch.tensor([0, 1, -1, 3, -1, 5, 6, 7])
+    assert torch.allclose(_step_loss(logits, labels, None, 4.0, 0.5, False), kd.hard_loss(logits, labels))
+    nobody = torch.full((8,), kd.IGNORE_LABEL)
+    assert _step_loss(logits, nobody, None, 4.0, 0.5, False).item() == 0.0
+
+
+def test_labels_outside_the_classes_are_rejected_before_training(data):
+    x, y = _small(data, 64)
+    bad = y.clone()
+    bad[5] = 10
+    with pytest.raises(ValueError, match=r"class indices in \[0, 9\]"):
+        kd.train(kd.StudentMLP(), x, bad, epochs=1, progress=False, verbose=False)
