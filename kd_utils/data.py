@@ -252,7 +252,7 @@ def labelled_subset(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Prepare the data from the command line: ``python -m kd_utils.data [--check]``."""
+    """Prepare the data from the command line: ``python -m kd_utils [--check]``."""
     import argparse
 
     parser = argparse.ArgumentParser(description="Find Fashion-MNIST offline and put it in data/FashionMNIST/raw.")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib import ticker
 from torch import Tensor
 
 from .data import CLASS_NAMES, denormalize
@@ -87,7 +88,7 @@ def plot_confusion_matrix(confusion: Tensor, class_names: Sequence[str] = CLASS_
         matrix = 100 * matrix / matrix.sum(dim=1, keepdim=True).clamp_min(1)
     figure, axis = plt.subplots(figsize=(9.5, 8))
     image = axis.imshow(matrix.numpy(), cmap="Blues")
-    _annotate(axis, matrix.numpy(), "{:.0f}" if normalize else "{:.0f}")
+    _annotate(axis, matrix.numpy(), "{:.0f}", image)
     axis.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
     axis.set_yticks(range(len(class_names)), class_names)
     axis.set(xlabel="predicted class", ylabel="true class", title=title)
@@ -96,20 +97,31 @@ def plot_confusion_matrix(confusion: Tensor, class_names: Sequence[str] = CLASS_
     return figure
 
 
-def _annotate(axis, matrix: np.ndarray, fmt: str) -> None:
-    threshold = matrix.max() / 2
+def _annotate(axis, matrix: np.ndarray, fmt: str, image) -> None:
+    """Write each cell's value on it, white on dark cells and black on light ones."""
     for (row, column), value in np.ndenumerate(matrix):
+        red, green, blue, _ = image.cmap(image.norm(value))
+        dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
         axis.text(column, row, fmt.format(value), ha="center", va="center", fontsize=10,
-                  color="white" if value > threshold else "black")
+                  color="white" if dark else "black")
 
 
 def plot_heatmap(matrix: Tensor | np.ndarray, row_labels: Sequence, column_labels: Sequence, title: str,
-                 xlabel: str, ylabel: str, fmt: str = "{:.2f}", cmap: str = "viridis", colorbar_label: str = ""):
-    """Draw an annotated heat map (a sweep of hyperparameters, a soft-target matrix)."""
+                 xlabel: str, ylabel: str, fmt: str = "{:.2f}", cmap: str = "viridis", colorbar_label: str = "",
+                 center: float | None = None):
+    """Draw an annotated heat map (a sweep of hyperparameters, a soft-target matrix).
+
+    With `center` (say 0 for gains and losses) the colour scale is symmetric around it, so a
+    diverging colormap shows values above and below it in different colours.
+    """
     matrix = np.asarray(matrix, dtype=float)
     figure, axis = plt.subplots(figsize=(max(6, 0.9 * len(column_labels) + 3), max(4.5, 0.7 * len(row_labels) + 2)))
-    image = axis.imshow(matrix, cmap=cmap, aspect="auto")
-    _annotate(axis, matrix, fmt)
+    limits = {}
+    if center is not None:
+        reach = max(float(np.abs(matrix - center).max()), 1e-12)
+        limits = {"vmin": center - reach, "vmax": center + reach}
+    image = axis.imshow(matrix, cmap=cmap, aspect="auto", **limits)
+    _annotate(axis, matrix, fmt, image)
     axis.set_xticks(range(len(column_labels)), column_labels, rotation=45 if len(str(column_labels[0])) > 4 else 0,
                     ha="right" if len(str(column_labels[0])) > 4 else "center")
     axis.set_yticks(range(len(row_labels)), row_labels)
@@ -198,14 +210,33 @@ def plot_feature_maps(feature_sets: dict[str, Tensor], channels: int = 6, title:
 
 
 def plot_scatter(points: Sequence[dict], x: str, y: str, xlabel: str, ylabel: str, title: str, logx: bool = False):
-    """Scatter labelled points (dicts with 'name', x and y keys), e.g. accuracy against latency."""
+    """Scatter labelled points (dicts with 'name', x and y keys), e.g. accuracy against latency.
+
+    Each label takes the first of four places around its point where it overlaps no label
+    placed before it, so that close points stay readable.
+    """
     figure, axis = plt.subplots(figsize=(9, 6))
     for index, point in enumerate(points):
         axis.scatter(point[x], point[y], s=140, color=point.get("color", f"C{index}"), zorder=3)
-        axis.annotate(point["name"], (point[x], point[y]), textcoords="offset points", xytext=(8, 6), fontsize=12)
     if logx:
         axis.set_xscale("log")
+        axis.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    placed = []
+    places = [((8, 6), "left"), ((8, -18), "left"), ((-8, 6), "right"), ((-8, -18), "right")]
+    for point in points:
+        for offset, align in places:
+            label = axis.annotate(point["name"], (point[x], point[y]), textcoords="offset points", xytext=offset,
+                                  fontsize=12, ha=align)
+            box = label.get_window_extent(renderer)
+            if not any(box.overlaps(other) for other in placed) or (offset, align) == places[-1]:
+                placed.append(box)
+                break
+            label.remove()
     return figure
 
 

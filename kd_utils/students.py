@@ -115,7 +115,8 @@ def load_or_train_student(name: str, data, teacher: nn.Module | None = None, ver
         try:
             model, metadata = load_checkpoint(path)
             if verbose:
-                print(f"{name}: loaded from {path.name} (saved by notebook {metadata.get('notebook', '?')})")
+                source = f"notebook {metadata['notebook']}" if "notebook" in metadata else metadata.get("trained_by", "?")
+                print(f"{name}: loaded from {path.name} (saved by {source})")
             return model.eval(), metadata
         except CheckpointMismatchError as error:
             print(f"{name}: retraining, the checkpoint does not fit: {error}")

@@ -19,7 +19,7 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ pyproject.toml -n
     touch "$stamp"
 fi
 
-if ! .venv/bin/python -m kd_utils.data --check >/dev/null; then
+if ! .venv/bin/python -m kd_utils --check >/dev/null; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         echo "==> installing Debian's dataset-fashion-mnist"
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
@@ -30,4 +30,4 @@ if ! .venv/bin/python -m kd_utils.data --check >/dev/null; then
         echo "==> dataset-fashion-mnist cannot be installed here: trying torchvision's download next"
     fi
 fi
-.venv/bin/python -m kd_utils.data
+.venv/bin/python -m kd_utils
