@@ -82,27 +82,60 @@ def distillation_loss(
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1] (the weight of the soft term), got {alpha}")
     _check_pair(student_logits, teacher_logits)
-    hard = hard_loss(student_logits, labels) if alpha < 1.0 else student_logits.new_zeros(())
-    soft = kd_loss(student_logits, teacher_logits, temperature) if alpha > 0.0 else student_logits.new_zeros(())
-    return (1.0 - alpha) * hard + alpha * soft
+    if alpha < 1.0:
+        check_labels(labels, student_logits.shape[1], rows=len(student_logits))
+    if alpha > 0.0:
+        _check_temperature(temperature)
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
+    return distillation_loss_from_log_probs(student_logits, labels, teacher_log_probs, temperature, alpha)
+
+
+def distillation_loss_from_log_probs(
+    student_logits: Tensor,
+    labels: Tensor,
+    teacher_log_probs: Tensor | None,
+    temperature: float,
+    alpha: float,
+    all_labelled: bool = False,
+) -> Tensor:
+    """The arithmetic of `distillation_loss`, given the teacher's log-probabilities at T, without input checks.
+
+    ``kd.train`` checks its inputs once and softens cached teacher logits once, then calls
+    this on every step, so a distilled step costs little more than a plain one.
+    ``teacher_log_probs=None`` (or α = 0) gives the hard term alone; ``all_labelled=True``
+    promises that no label is -1, which saves the masking.
+    """
+    if teacher_log_probs is not None and alpha == 1.0:
+        hard = None
+    elif all_labelled:
+        hard = F.cross_entropy(student_logits, labels)
+    else:  # mean over the labelled images of the batch; 0 when none is labelled
+        total = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
+        hard = total / (labels != IGNORE_LABEL).sum().clamp(min=1)
+    if teacher_log_probs is None or alpha == 0.0:
+        return hard
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    soft = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * temperature**2
+    return soft if hard is None else (1.0 - alpha) * hard + alpha * soft
+
+
+def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> None:
+    """Raise a clear error unless `labels` is 1-D (with `rows` entries) of class indices or -1 (unlabelled)."""
+    if labels.dim() != 1 or (rows is not None and len(labels) != rows):
+        raise ValueError(f"labels must be 1-D with one label per row of logits, got shape {tuple(labels.shape)}")
+    valid = labels[labels != IGNORE_LABEL]
+    if len(valid) and (valid.min() < 0 or valid.max() >= num_classes):
+        raise ValueError(
+            f"labels must be class indices in [0, {num_classes - 1}] (or -1 for unlabelled), "
+            f"got values from {int(valid.min())} to {int(valid.max())}"
+        )
 
 
 def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Return cross-entropy with the labels, ignoring labels of -1 (0 when none is labelled)."""
     _check_logits(logits)
-    if labels.dim() != 1 or len(labels) != len(logits):
-        raise ValueError(f"labels must be 1-D with one label per row of logits, got shape {tuple(labels.shape)}")
-    num_classes = logits.shape[1]
-    labelled = labels != IGNORE_LABEL
-    if labelled.any():
-        valid = labels[labelled]
-        if valid.min() < 0 or valid.max() >= num_classes:
-            raise ValueError(
-                f"labels must be class indices in [0, {num_classes - 1}] (or -1 for unlabelled), "
-                f"got values from {int(valid.min())} to {int(valid.max())}"
-            )
-        return F.cross_entropy(logits[labelled], valid)
-    return logits.sum() * 0.0
+    check_labels(labels, logits.shape[1], rows=len(logits))
+    return distillation_loss_from_log_probs(logits, labels, None, 1.0, 0.0)
 
 
 # ----------------------------------------------------------------------------- feature losses

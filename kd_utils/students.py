@@ -66,7 +66,9 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
     config.set_seed(seed)
     model = build_model(recipe["architecture"], **recipe["config"])
     kwargs: dict[str, Any] = {"val": (data.val_x, data.val_y), "epochs": epochs, "seed": seed, "progress": progress,
-                              "name": name, "verbose": False, "batch_size": recipe.get("batch_size", 128)}
+                              "name": name, "verbose": False}
+    if "batch_size" in recipe:  # otherwise kd.train's default
+        kwargs["batch_size"] = recipe["batch_size"]
     train_x, train_y = data.train_x, data.train_y
     if "train_images" in recipe:
         generator = torch.Generator().manual_seed(recipe["subset_seed"])

@@ -18,7 +18,7 @@ from . import config
 from .data import batch_indices
 from .evaluate import accuracy, predict_logits
 from .features import tap
-from .losses import IGNORE_LABEL, distillation_loss
+from .losses import IGNORE_LABEL, check_labels, distillation_loss, distillation_loss_from_log_probs
 from .models import is_convolutional
 
 
@@ -93,37 +93,6 @@ def _check_teacher_logits(teacher_logits: Tensor, n: int, num_classes: int) -> N
         )
 
 
-def _check_labels(labels: Tensor, num_classes: int) -> None:
-    """Validate every training label once, before the loop, so no step pays for it."""
-    valid = labels[labels != IGNORE_LABEL]
-    if len(valid) and (valid.min() < 0 or valid.max() >= num_classes):
-        raise ValueError(
-            f"train_y must hold class indices in [0, {num_classes - 1}] (or {IGNORE_LABEL} for unlabelled), "
-            f"got values from {int(valid.min())} to {int(valid.max())}"
-        )
-
-
-def _step_loss(logits: Tensor, labels: Tensor, teacher_log_probs: Tensor | None, temperature: float,
-               alpha: float, all_labelled: bool) -> Tensor:
-    """The training step's logit loss: the value of `kd.distillation_loss` with the cached
-    teacher (`kd.hard_loss` without one) in as few tensor operations as possible. The labels
-    were validated and the teacher's logits softened at T once, before the loop, so a
-    distilled step costs little more than a plain one.
-    """
-    if teacher_log_probs is not None and alpha == 1.0:
-        hard = None
-    elif all_labelled:
-        hard = F.cross_entropy(logits, labels)
-    else:  # mean over the labelled images of the batch; 0 when none is labelled
-        total = F.cross_entropy(logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
-        hard = total / (labels != IGNORE_LABEL).sum().clamp(min=1)
-    if teacher_log_probs is None or alpha == 0.0:
-        return hard
-    soft = F.kl_div(F.log_softmax(logits / temperature, dim=-1), teacher_log_probs, reduction="batchmean",
-                    log_target=True) * temperature**2
-    return soft if hard is None else (1.0 - alpha) * hard + alpha * soft
-
-
 def train(
     model: nn.Module,
     train_x: Tensor,
@@ -187,7 +156,7 @@ def train(
         model.eval()
         num_classes = model(_prepare(train_x[:1], device, channels_last)).shape[1]
         model.train(was_training)
-    _check_labels(train_y, num_classes)
+    check_labels(train_y, num_classes)  # once, here, so that no step pays for it
     all_labelled = bool((train_y != IGNORE_LABEL).all())
     teacher_log_probs = None  # the cached logits, softened at T once for the whole run
     if teacher_logits is not None:
@@ -231,12 +200,15 @@ def train(
                         batch_teacher_logits = teacher(images)
                 if not logit_loss:
                     loss = logits.sum() * 0.0
-                elif teacher_log_probs is not None:
-                    loss = _step_loss(logits, labels, teacher_log_probs[index.to(device)], temperature, alpha, all_labelled)
-                elif distilling:
-                    loss = distillation_loss(logits, batch_teacher_logits, labels, temperature, alpha)
                 else:
-                    loss = _step_loss(logits, labels, None, temperature, alpha, all_labelled)
+                    if teacher_log_probs is not None:
+                        batch_teacher_log_probs = teacher_log_probs[index.to(device)]
+                    elif teacher is not None:
+                        batch_teacher_log_probs = F.log_softmax(batch_teacher_logits / temperature, dim=-1)
+                    else:
+                        batch_teacher_log_probs = None
+                    loss = distillation_loss_from_log_probs(logits, labels, batch_teacher_log_probs, temperature, alpha,
+                                                            all_labelled)
                 for term in feature_terms:
                     loss = loss + term.weight * term.loss(
                         student_features[term.student_layer], teacher_features[term.teacher_layer]
