@@ -239,6 +239,29 @@ def iterate_batches(
         yield x[index], y[index]
 
 
+def random_shift(images: Tensor, max_shift: int = 2, generator: torch.Generator | None = None) -> Tensor:
+    """Return a copy of normalised images (N, 1, 28, 28), each moved by up to `max_shift` pixels in x and y.
+
+    Uncovered pixels get the background value (a black pixel, normalised). One vectorised
+    gather for the whole batch: no per-image Python loop.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"random_shift needs images of shape (N, C, H, W), got {tuple(images.shape)}")
+    if max_shift < 0:
+        raise ValueError(f"max_shift must be >= 0 pixels, got {max_shift}")
+    if max_shift == 0 or len(images) == 0:
+        return images.clone()
+    n, _, height, width = images.shape
+    background = (0.0 - PIXEL_MEAN) / PIXEL_STD
+    padded = torch.nn.functional.pad(images, (max_shift,) * 4, value=background)
+    shifts = torch.randint(0, 2 * max_shift + 1, (2, n), generator=generator)
+    rows = (torch.arange(height)[None] + shifts[0][:, None])[:, None, :, None]
+    columns = (torch.arange(width)[None] + shifts[1][:, None])[:, None, None, :]
+    batch = torch.arange(n)[:, None, None, None]
+    channel = torch.arange(images.shape[1])[None, :, None, None]
+    return padded[batch, channel, rows, columns].contiguous()
+
+
 def labelled_subset(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
     """Return sorted indices of `per_class` images of each class (a class-balanced subset)."""
     generator = torch.Generator().manual_seed(seed)

@@ -137,6 +137,11 @@ def latency(
     Returns the median seconds per batch, seconds per image, images per second and the
     interquartile range, so that a reader can judge the noise.
     """
+    import logging
+
+    # Importing torch.utils.benchmark looks for a CUDA toolkit and, on a CPU machine that has nvcc,
+    # logs "No CUDA runtime is found": noise on stderr for a CPU timing.
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
     model = model.eval()

@@ -9,6 +9,7 @@ so a checkpoint can rebuild it and detect a mismatch.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 
 from torch import nn
@@ -74,6 +75,26 @@ class StudentMLP(nn.Sequential):
         )
         super().__init__(stages)
         self.config = {"hidden": hidden, "num_classes": num_classes}
+
+
+class Ensemble(nn.Module):
+    """Several trained models as one teacher: its logits are the log of the members' mean probabilities.
+
+    Averaging probabilities (not logits) is the ensemble of Hinton et al. (2015, §3); the log
+    turns the average back into logits, so ``softmax(ensemble(x))`` is that average.
+    """
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x):
+        import torch
+
+        log_probs = torch.stack([member(x).log_softmax(dim=-1) for member in self.members])
+        return log_probs.logsumexp(dim=0) - math.log(len(self.members))
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {

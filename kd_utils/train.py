@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -110,6 +110,7 @@ def train(
     alpha: float = 0.5,
     feature_terms: Sequence[FeatureTerm] = (),
     logit_loss: bool = True,
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     device: torch.device | str | None = None,
     progress: bool = True,
     name: str | None = None,
@@ -127,6 +128,8 @@ def train(
       (needs a live teacher); their own parameters (a hint regressor) are trained too.
       ``logit_loss=False`` trains on the feature terms alone (FitNets stage 1).
     - Labels of -1 mark unlabelled images: only the soft term learns from them.
+    - `augment(images, generator=generator)` transforms each mini-batch (e.g. ``kd.random_shift``);
+      it cannot be combined with cached teacher logits, which belong to the unchanged images.
 
     A seed fixes the data order and dropout, so the same seed gives the same numbers on
     the CPU. A loss that becomes NaN or infinite stops training with a clear message.
@@ -144,6 +147,9 @@ def train(
         raise ValueError("train_x is empty: nothing to train on")
     if teacher is not None and teacher_logits is not None:
         raise ValueError("pass either a live teacher or cached teacher_logits, not both")
+    if augment is not None and teacher_logits is not None:
+        raise ValueError("augment changes the images every epoch, so cached teacher_logits no longer match them: "
+                         "pass the live teacher, or cache logits of augmented copies and train on those copies")
     if feature_terms and teacher is None:
         raise ValueError("feature_terms need a live teacher (cached logits hold no features)")
     if not logit_loss and not feature_terms:
@@ -188,7 +194,8 @@ def train(
             start = time.perf_counter()
             loss_sum, correct, seen = (torch.zeros((), device=device) for _ in range(3))
             for step, index in enumerate(batch_indices(n, batch_size, True, generator)):
-                images = _prepare(train_x[index], device, channels_last)
+                images = train_x[index] if augment is None else augment(train_x[index], generator=generator)
+                images = _prepare(images, device, channels_last)
                 labels = train_y[index].to(device)
                 with tap(model, student_layers) if feature_terms else nullcontext({}) as student_features:
                     logits = model(images)

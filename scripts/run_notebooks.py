@@ -34,9 +34,11 @@ def course_notebooks() -> list[Path]:
 
 def execute(path: Path, timeout: int, save: bool = True) -> float:
     notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:  # timestamps of an earlier run
+        cell.metadata.pop("execution", None)
     client = NotebookClient(
         notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
-        store_widget_state=True,
+        store_widget_state=True, record_timing=False,  # no per-cell timestamps: a re-run changes only what changed
     )
     start = time.perf_counter()
     client.execute()

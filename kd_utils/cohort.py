@@ -1,0 +1,317 @@
+"""A cohort: many MLP students trained side by side as one batched model.
+
+A comparison that a claim can rest on needs several seeds of every method (scratch,
+distilled, label smoothing, the teacher's hard labels...). Trained one after another,
+small MLPs spend most of each step in per-step overhead; stacked into one model whose
+weights have a leading "member" dimension (``torch.baddbmm``), they train in one loop
+at a fraction of the time. Nothing is shared between members: each has its own initial
+weights (exactly those of ``StudentMLP`` after ``kd.set_seed(seed)``), its own data
+order (that of ``kd.train`` with the same seed), its own targets and its own loss, and
+AdamW updates every weight from its own gradient only. ``cohort.member(k)`` returns
+member ``k`` as an ordinary ``StudentMLP``.
+
+Each member learns from the objective (Hinton et al., 2015, with label smoothing and
+pseudo-labels as controls)::
+
+    loss_k = (1 - alpha_k) * CE_eps_k(student_k, labels_k)
+             + alpha_k * T_k**2 * KL(softmax(teacher / T_k) || softmax(student_k / T_k))
+
+where ``CE_eps`` is cross-entropy with label smoothing ``eps`` and ``labels_k`` are the
+dataset's labels (``labels="true"``) or the teacher's own top-1 predictions
+(``labels="teacher"``, pseudo-labelling).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from . import config
+from .data import NUM_CLASSES, batch_indices
+from .losses import IGNORE_LABEL
+from .models import StudentMLP
+
+LABEL_SOURCES = ("true", "teacher")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What one member of a cohort learns from: labels, label smoothing and the teacher's soft targets.
+
+    Args:
+        alpha: weight of the soft (teacher) term, in [0, 1]; 0 trains on labels alone.
+        temperature: T of the soft term (> 0).
+        smoothing: label smoothing ε of the hard term, in [0, 1).
+        labels: ``"true"`` for the dataset's labels, ``"teacher"`` for the teacher's top-1 predictions.
+        feature_weight: weight β of a FitNets-style hint on the hidden layer: the mean squared error between
+            the student's hidden units, mapped by a learned linear regressor, and a teacher feature.
+    """
+
+    alpha: float = 0.0
+    temperature: float = 1.0
+    smoothing: float = 0.0
+    labels: str = "true"
+    feature_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "temperature", "smoothing", "feature_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"Objective.{name} must be a finite number, got {value!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"Objective.alpha must be in [0, 1] (the weight of the soft term), got {self.alpha}")
+        if not self.temperature > 0:
+            raise ValueError(f"Objective.temperature must be > 0, got {self.temperature}; try T = 1 to 8")
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"Objective.smoothing (label smoothing ε) must be in [0, 1), got {self.smoothing}")
+        if self.feature_weight < 0:
+            raise ValueError(f"Objective.feature_weight must be >= 0, got {self.feature_weight}")
+        if self.labels not in LABEL_SOURCES:
+            raise ValueError(f"Objective.labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha > 0 or self.labels == "teacher"
+
+    def describe(self) -> str:
+        """Return a short name such as ``"KD T=2 α=0.5"`` or ``"LS ε=0.1"``."""
+        parts = []
+        if self.labels == "teacher":
+            parts.append("teacher's hard labels")
+        if self.alpha > 0:
+            parts.append(f"KD T={self.temperature:g} α={self.alpha:g}")
+        if self.smoothing > 0:
+            parts.append(f"LS ε={self.smoothing:g}")
+        if self.feature_weight > 0:
+            parts.append(f"hint β={self.feature_weight:g}")
+        return ", ".join(parts) or "scratch"
+
+
+SCRATCH = Objective()
+
+
+class MLPCohort(nn.Module):
+    """`len(seeds)` StudentMLP(hidden) students stacked into one model; forward gives (members, batch, classes)."""
+
+    def __init__(self, hidden: int, seeds: Sequence[int], num_classes: int = NUM_CLASSES, feature_width: int = 0):
+        """Build one StudentMLP(hidden) per seed; `feature_width` > 0 adds each member a hint regressor to it."""
+        super().__init__()
+        if len(seeds) == 0:
+            raise ValueError("a cohort needs at least one seed")
+        self.hidden, self.num_classes, self.seeds = hidden, num_classes, list(seeds)
+        members = []
+        for seed in self.seeds:
+            config.set_seed(seed)
+            members.append(StudentMLP(hidden=hidden, num_classes=num_classes))
+        self.weight1 = nn.Parameter(torch.stack([m.hidden[1].weight.detach().t() for m in members]))
+        self.bias1 = nn.Parameter(torch.stack([m.hidden[1].bias.detach()[None] for m in members]))
+        self.weight2 = nn.Parameter(torch.stack([m.classifier.weight.detach().t() for m in members]))
+        self.bias2 = nn.Parameter(torch.stack([m.classifier.bias.detach()[None] for m in members]))
+        self.regressor = None
+        if feature_width:  # one linear regressor per member, hidden -> teacher feature, dropped at inference
+            regressors = [nn.Linear(hidden, feature_width) for _ in self.seeds]
+            self.regressor = nn.ParameterList([
+                nn.Parameter(torch.stack([r.weight.detach().t() for r in regressors])),
+                nn.Parameter(torch.stack([r.bias.detach()[None] for r in regressors])),
+            ])
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Return logits (members, batch, classes).
+
+        `images` is one batch shared by every member, (batch, 1, 28, 28) or (batch, 784), or
+        one batch per member, (members, batch, 1, 28, 28) or (members, batch, 784).
+        """
+        if images.dim() in (2, 4):
+            x = images.reshape(1, images.shape[0], -1).expand(len(self), -1, -1)
+        elif images.dim() in (3, 5) and images.shape[0] == len(self):
+            x = images.reshape(len(self), images.shape[1], -1)
+        else:
+            raise ValueError(f"expected images of shape (batch, 1, 28, 28) or ({len(self)}, batch, 1, 28, 28), "
+                             f"got {tuple(images.shape)}")
+        if x.shape[-1] != self.weight1.shape[1]:
+            raise ValueError(f"a cohort member expects 28×28 images (784 pixels), got {x.shape[-1]} values per image")
+        return self.forward_with_hidden(x)[0]
+
+    def forward_with_hidden(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Return (logits, hidden units) for flattened images x of shape (members, batch, 784)."""
+        hidden = torch.baddbmm(self.bias1, x, self.weight1).relu_()
+        return torch.baddbmm(self.bias2, hidden, self.weight2), hidden
+
+    def member(self, index: int) -> StudentMLP:
+        """Return member `index` as an ordinary StudentMLP (a copy of its weights)."""
+        model = StudentMLP(hidden=self.hidden, num_classes=self.num_classes)
+        with torch.no_grad():
+            model.hidden[1].weight.copy_(self.weight1[index].t())
+            model.hidden[1].bias.copy_(self.bias1[index, 0])
+            model.classifier.weight.copy_(self.weight2[index].t())
+            model.classifier.bias.copy_(self.bias2[index, 0])
+        return model.eval()
+
+    @torch.no_grad()
+    def predict_logits(self, images: Tensor, batch_size: int = 2048) -> Tensor:
+        """Return every member's logits for `images`: (members, images, classes)."""
+        was_training = self.training
+        self.eval()
+        device = self.weight1.device
+        logits = torch.cat([self(chunk.to(device)) for chunk in images.split(batch_size)], dim=1).cpu()
+        self.train(was_training)
+        return logits
+
+    def accuracies(self, images: Tensor, labels: Tensor) -> list[float]:
+        """Return each member's accuracy on (images, labels)."""
+        predicted = self.predict_logits(images).argmax(-1)
+        return (predicted == labels[None]).float().mean(1).tolist()
+
+
+@dataclass
+class CohortResult:
+    """What `train_cohort` returns: per-member validation accuracy by epoch, and the time taken."""
+
+    objectives: list[Objective]
+    seeds: list[int]
+    val_accuracy: list[list[float]]  # [epoch][member]
+    seconds: float
+
+    @property
+    def final_val_accuracy(self) -> list[float]:
+        return self.val_accuracy[-1] if self.val_accuracy else []
+
+    def as_dict(self) -> dict:
+        return {"objectives": [asdict(o) for o in self.objectives], "seeds": self.seeds,
+                "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+
+
+def _member_labels(objectives: Sequence[Objective], labels: Tensor, teacher_logits: Tensor | None) -> Tensor:
+    teacher_labels = teacher_logits.argmax(1) if teacher_logits is not None else None
+    rows = []
+    for objective in objectives:
+        if objective.labels == "teacher":
+            rows.append(teacher_labels)
+        else:
+            rows.append(labels)
+    return torch.stack(rows)
+
+
+def train_cohort(
+    cohort: MLPCohort,
+    train_x: Tensor,
+    train_y: Tensor,
+    objectives: Sequence[Objective],
+    *,
+    teacher_logits: Tensor | None = None,
+    teacher_features: Tensor | None = None,
+    val: tuple[Tensor, Tensor] | None = None,
+    epochs: int = 20,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    eval_every: int = 0,
+    progress: bool = True,
+    name: str = "cohort",
+) -> CohortResult:
+    """Train every member of `cohort` with its own objective, seed and data order; return a CohortResult.
+
+    Same optimiser and schedule as ``kd.train`` (AdamW, one-cycle learning rate), so a
+    member trains as ``kd.train`` would train that student alone, up to rounding.
+    Labels of -1 mark unlabelled images (only the soft and hint terms learn from them).
+    `teacher_features` (images, width), cached like the logits, are the hint's targets.
+    ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
+    """
+    from .train import _progress_bar
+
+    members = len(cohort)
+    if len(objectives) != members:
+        raise ValueError(f"the cohort has {members} members but {len(objectives)} objectives were given: one each")
+    n = len(train_x)
+    if n == 0:
+        raise ValueError("train_x is empty: nothing to train on")
+    if len(train_y) != n:
+        raise ValueError(f"train_x has {n} images but train_y has {len(train_y)} labels")
+    if train_y.dtype != torch.long:
+        raise TypeError(f"train_y must hold integer class indices (torch.long), got {train_y.dtype}; use train_y.long()")
+    if any(o.needs_teacher for o in objectives):
+        if teacher_logits is None:
+            raise ValueError("an objective uses the teacher (alpha > 0 or labels='teacher'): pass teacher_logits")
+        if tuple(teacher_logits.shape) != (n, cohort.num_classes):
+            raise ValueError(
+                f"teacher_logits have shape {tuple(teacher_logits.shape)} but the training data needs ({n}, "
+                f"{cohort.num_classes}); compute them with kd.predict_logits(teacher, train_x) on exactly these images"
+            )
+    hinted = any(o.feature_weight > 0 for o in objectives)
+    if hinted:
+        if teacher_features is None or cohort.regressor is None:
+            raise ValueError("an objective has feature_weight > 0: pass teacher_features and build the cohort with "
+                             "feature_width=teacher_features.shape[1]")
+        if teacher_features.dim() != 2 or len(teacher_features) != n or teacher_features.shape[1] != cohort.regressor[0].shape[2]:
+            raise ValueError(f"teacher_features have shape {tuple(teacher_features.shape)} but the cohort needs "
+                             f"({n}, {cohort.regressor[0].shape[2]}): one feature vector per training image")
+    device = cohort.weight1.device
+    flat_x = train_x.reshape(n, -1).to(device)
+    labels = _member_labels(objectives, train_y, teacher_logits).to(device)  # (members, n)
+    labelled = labels != IGNORE_LABEL
+    safe_labels = labels.clamp(min=0)
+    alpha = torch.tensor([o.alpha for o in objectives], device=device)
+    temperature = torch.tensor([o.temperature for o in objectives], device=device)
+    smoothing = torch.tensor([o.smoothing for o in objectives], device=device)
+    feature_weight = torch.tensor([o.feature_weight for o in objectives], device=device)
+    features = teacher_features.to(device).float() if hinted else None
+    soft = bool((alpha > 0).any())
+    teacher_log_probs = None
+    if soft:  # softened once per member temperature for the whole run: (members, n, classes)
+        logits = teacher_logits.to(device).float()
+        teacher_log_probs = torch.stack([F.log_softmax(logits / o.temperature, dim=1) for o in objectives])
+    generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
+    optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = math.ceil(n / batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
+    member_index = torch.arange(members, device=device)[:, None]
+    result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
+    bar = _progress_bar(epochs * steps_per_epoch, name, progress)
+    start = time.perf_counter()
+    try:
+        for epoch in range(1, epochs + 1):
+            cohort.train()
+            orders = torch.stack([torch.cat(list(batch_indices(n, batch_size, True, g))) for g in generators]).to(device)
+            for step in range(steps_per_epoch):
+                index = orders[:, step * batch_size:(step + 1) * batch_size]  # (members, batch)
+                logits, hidden = cohort.forward_with_hidden(flat_x[index])
+                log_probs = F.log_softmax(logits, dim=-1)
+                batch_labels, batch_labelled = safe_labels[member_index, index], labelled[member_index, index]
+                nll = -log_probs.gather(-1, batch_labels[..., None]).squeeze(-1)
+                hard = (1 - smoothing[:, None]) * nll - smoothing[:, None] * log_probs.mean(-1)
+                hard = (hard * batch_labelled).sum(1) / batch_labelled.sum(1).clamp(min=1)
+                loss_per_member = (1 - alpha) * hard
+                if soft:
+                    target = teacher_log_probs[member_index, index]
+                    student = F.log_softmax(logits / temperature[:, None, None], dim=-1)
+                    kl = (target.exp() * (target - student)).sum(-1).mean(1)
+                    loss_per_member = loss_per_member + alpha * temperature**2 * kl
+                if hinted:
+                    regressed = torch.baddbmm(cohort.regressor[1], hidden, cohort.regressor[0])
+                    hint = (regressed - features[index]).pow(2).mean(dim=(1, 2))
+                    loss_per_member = loss_per_member + feature_weight * hint
+                loss = loss_per_member.sum()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{name}: the loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
+                                             f"lower the learning rate (now {lr})")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                bar.update(1)
+            if val is not None and (epoch == epochs or (eval_every and epoch % eval_every == 0)):
+                result.val_accuracy.append(cohort.accuracies(*val))
+    finally:
+        bar.close()
+    result.seconds = time.perf_counter() - start
+    cohort.eval()
+    return result

@@ -1,0 +1,143 @@
+"""A cohort trains many MLP students side by side: each must train exactly as it would alone."""
+
+import pytest
+import torch
+
+import kd_utils as kd
+from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
+
+
+def _small(data, n=512):
+    return data.train_x[:n], data.train_y[:n]
+
+
+def test_a_member_starts_from_the_weights_of_the_student_built_after_set_seed():
+    cohort = MLPCohort(32, [3, 5])
+    for index, seed in enumerate([3, 5]):
+        kd.set_seed(seed)
+        alone = kd.StudentMLP(hidden=32)
+        member = cohort.member(index)
+        for a, b in zip(alone.parameters(), member.parameters()):
+            assert torch.equal(a, b)
+
+
+def test_a_scratch_member_trains_like_kd_train_with_the_same_seed(data):
+    x, y = _small(data)
+    cohort = MLPCohort(32, [0, 1])
+    train_cohort(cohort, x, y, [SCRATCH, SCRATCH], epochs=2, batch_size=64, progress=False)
+    for index, seed in enumerate([0, 1]):
+        kd.set_seed(seed)
+        alone = kd.StudentMLP(hidden=32)
+        kd.train(alone, x, y, epochs=2, batch_size=64, seed=seed, progress=False, verbose=False)
+        expected = kd.predict_logits(alone, data.test_x[:64])
+        got = kd.predict_logits(cohort.member(index), data.test_x[:64])
+        assert torch.allclose(got, expected, atol=1e-4), (got - expected).abs().max()
+
+
+def test_a_distilled_member_trains_like_kd_train_from_cached_logits(data):
+    x, y = _small(data)
+    kd.set_seed(9)
+    teacher_logits = kd.predict_logits(kd.StudentMLP(hidden=16), x) * 3
+    objective = Objective(alpha=0.7, temperature=3.0)
+    cohort = MLPCohort(32, [4])
+    train_cohort(cohort, x, y, [objective], teacher_logits=teacher_logits, epochs=1, batch_size=64, progress=False)
+    kd.set_seed(4)
+    alone = kd.StudentMLP(hidden=32)
+    kd.train(alone, x, y, teacher_logits=teacher_logits, temperature=3.0, alpha=0.7, epochs=1, batch_size=64, seed=4,
+             progress=False, verbose=False)
+    assert torch.allclose(kd.predict_logits(cohort.member(0), data.test_x[:64]),
+                          kd.predict_logits(alone, data.test_x[:64]), atol=1e-4)
+
+
+def test_members_do_not_influence_each_other(data):
+    x, y = _small(data, 256)
+    kd.set_seed(2)
+    teacher_logits = torch.randn(len(x), 10)
+    pair = MLPCohort(16, [0, 0])
+    train_cohort(pair, x, y, [SCRATCH, Objective(alpha=1.0, temperature=4.0)], teacher_logits=teacher_logits,
+                 epochs=1, batch_size=32, progress=False)
+    alone = MLPCohort(16, [0])
+    train_cohort(alone, x, y, [SCRATCH], epochs=1, batch_size=32, progress=False)
+    assert torch.allclose(pair.member(0).hidden[1].weight, alone.member(0).hidden[1].weight, atol=1e-5)
+    assert not torch.allclose(pair.member(1).hidden[1].weight, alone.member(0).hidden[1].weight, atol=1e-3)
+
+
+def test_label_smoothing_and_teacher_labels_change_what_a_member_learns(data):
+    x, y = _small(data, 256)
+    teacher_logits = torch.zeros(len(x), 10)
+    teacher_logits[:, 3] = 5.0  # a teacher that calls everything class 3
+    cohort = MLPCohort(16, [0, 0, 0])
+    objectives = [SCRATCH, Objective(smoothing=0.3), Objective(labels="teacher")]
+    train_cohort(cohort, x, y, objectives, teacher_logits=teacher_logits, epochs=3, batch_size=32, progress=False)
+    predicted = cohort.predict_logits(x).argmax(-1)
+    assert (predicted[2] == 3).float().mean() > 0.95  # learnt the teacher's (wrong) hard labels
+    assert (predicted[0] == y).float().mean() > 0.5
+    smoothed_confidence = cohort.predict_logits(x).softmax(-1).max(-1).values.mean(1)
+    assert smoothed_confidence[1] < smoothed_confidence[0]  # ε = 0.3 caps the confidence
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"alpha": 1.5}, "alpha"), ({"temperature": 0.0}, "temperature"), ({"smoothing": -0.1}, "smoothing"),
+    ({"labels": "mixed"}, "labels"), ({"alpha": float("nan")}, "finite"),
+])
+def test_a_bad_objective_is_refused_with_the_argument_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Objective(**kwargs)
+
+
+def test_train_cohort_refuses_mismatched_inputs(data):
+    x, y = _small(data, 64)
+    cohort = MLPCohort(8, [0, 1])
+    with pytest.raises(ValueError, match="one each"):
+        train_cohort(cohort, x, y, [SCRATCH], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="pass teacher_logits"):
+        train_cohort(cohort, x, y, [SCRATCH, Objective(alpha=0.5)], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="teacher_logits have shape"):
+        train_cohort(cohort, x, y, [SCRATCH, Objective(alpha=0.5)], teacher_logits=torch.zeros(10, 10), epochs=1,
+                     progress=False)
+    with pytest.raises(TypeError, match="train_y"):
+        train_cohort(cohort, x, y.float(), [SCRATCH, SCRATCH], epochs=1, progress=False)
+
+
+def test_random_shift_moves_an_image_and_fills_with_background():
+    image = torch.full((1, 1, 28, 28), -0.5)
+    image[0, 0, 10, 10] = 3.0
+    shifted = kd.random_shift(image.repeat(200, 1, 1, 1), max_shift=2, generator=torch.Generator().manual_seed(0))
+    positions = {tuple((s[0] == 3.0).nonzero()[0].tolist()) for s in shifted}
+    assert positions <= {(r, c) for r in range(8, 13) for c in range(8, 13)} and len(positions) > 10
+    background = (0 - kd.data.PIXEL_MEAN) / kd.data.PIXEL_STD
+    assert ((shifted == background).sum(dim=(1, 2, 3)) > 0).any()
+
+
+def test_an_ensemble_averages_its_members_probabilities():
+    kd.set_seed(0)
+    members = [kd.StudentMLP(hidden=8).eval() for _ in range(3)]
+    x = torch.randn(5, 1, 28, 28)
+    expected = torch.stack([m(x).softmax(-1) for m in members]).mean(0)
+    assert torch.allclose(kd.Ensemble(members)(x).softmax(-1), expected, atol=1e-6)
+
+
+def test_a_hint_term_pulls_the_regressed_hidden_units_towards_the_teacher_features(data):
+    x, y = _small(data, 256)
+    kd.set_seed(3)
+    features = torch.randn(len(x), 12)
+    cohort = MLPCohort(16, [0, 0], feature_width=12)
+    before = cohort.regressor[0].detach().clone()
+    train_cohort(cohort, x, y, [SCRATCH, Objective(feature_weight=5.0)], teacher_features=features, epochs=5,
+                 batch_size=32, progress=False)
+    flat = x.reshape(len(x), -1)[None].expand(2, -1, -1)
+    hidden = cohort.forward_with_hidden(flat)[1]
+    regressed = torch.baddbmm(cohort.regressor[1], hidden, cohort.regressor[0])
+    errors = (regressed - features).pow(2).mean(dim=(1, 2))
+    assert errors[1] < 0.8 * errors[0]  # only the hinted member learnt to predict the features
+    assert not torch.equal(before[1], cohort.regressor[0][1])
+
+
+def test_a_hint_needs_features_of_the_right_shape(data):
+    x, y = _small(data, 64)
+    cohort = MLPCohort(8, [0], feature_width=4)
+    with pytest.raises(ValueError, match="pass teacher_features"):
+        train_cohort(cohort, x, y, [Objective(feature_weight=1.0)], epochs=1, progress=False)
+    with pytest.raises(ValueError, match="teacher_features have shape"):
+        train_cohort(cohort, x, y, [Objective(feature_weight=1.0)], teacher_features=torch.zeros(len(x), 5), epochs=1,
+                     progress=False)

@@ -1,0 +1,37 @@
+"""The committed notebooks diff cleanly: no per-cell timestamps, no environment noise in their outputs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOISE = re.compile(r"CUDA_HOME|No CUDA runtime|/root/|/home/|/tmp/|/work/|site-packages|Traceback")
+
+
+def _outputs(notebook):
+    for index, cell in enumerate(notebook.cells):
+        for output in cell.get("outputs", []):
+            yield index, output
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_committed_notebook_holds_no_execution_timestamps(path):
+    notebook = nbformat.read(path, as_version=4)
+    stamped = [index for index, cell in enumerate(notebook.cells) if "execution" in cell.metadata]
+    assert not stamped, f"{path.name}: cells {stamped} carry execution timestamps; re-run with scripts/run_notebooks.py"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_committed_notebook_holds_no_environment_noise_or_errors(path):
+    notebook = nbformat.read(path, as_version=4)
+    for index, output in _outputs(notebook):
+        assert output.output_type != "error", f"{path.name}: cell {index} stored an error"
+        text = output.get("text", "") if output.output_type == "stream" else str(output.get("data", {}).get("text/plain", ""))
+        match = NOISE.search(text)
+        assert match is None, f"{path.name}: cell {index} stores {match.group(0)!r} (environment noise)"
+        if output.output_type == "stream":
+            assert output.name != "stderr", f"{path.name}: cell {index} wrote to stderr: {text[:120]!r}"
