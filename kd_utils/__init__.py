@@ -12,6 +12,7 @@ from .checkpoints import (
     save_checkpoint,
     teacher_path,
 )
+from .cohort import SCRATCH, CohortResult, MLPCohort, Objective, train_cohort
 from .config import (
     CHECKPOINT_DIR,
     DATA_DIR,
@@ -35,6 +36,7 @@ from .data import (
     iterate_batches,
     labelled_subset,
     load_fashion_mnist,
+    random_shift,
 )
 from .evaluate import (
     accuracy,
@@ -67,7 +69,7 @@ from .losses import (
     parameter_count,
     soft_targets,
 )
-from .models import StudentCNN, StudentMLP, TeacherCNN, build_model, is_convolutional, stage_names
+from .models import Ensemble, StudentCNN, StudentMLP, TeacherCNN, build_model, is_convolutional, stage_names
 from .plots import (
     plot_bars_with_error,
     plot_class_grid,
@@ -81,6 +83,7 @@ from .plots import (
     plot_soft_targets,
     use_course_style,
 )
+from .recipes import ENSEMBLE_SEEDS, ensemble_member_path, load_teacher_ensemble
 from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
 from .train import TEACHER_SCHEDULE, FeatureTerm, History, cache_teacher_logits, train, train_fitnets, train_teacher
 

@@ -16,17 +16,23 @@ from torch import nn
 
 from . import config
 from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
-from .evaluate import accuracy
+from .cohort import MLPCohort, Objective, train_cohort
+from .evaluate import accuracy, predict_logits
 from .losses import AttentionTransferLoss, CosineLoss, HintLoss
 from .models import build_model
+from .recipes import load_teacher_ensemble
 from .train import FeatureTerm, cache_teacher_logits, train, train_fitnets
 
-# name -> architecture, config, epochs, batch size, and the distillation settings (None: trained from scratch)
+# Notebook 03's full-label regime, chosen on the validation split by experiments/search_full_label_kd.py
+# (results: experiments/results/full_label_search.csv); notebook 03 asserts that this is what the search chose.
+MLP_REGIME: dict[str, Any] = {"architecture": "StudentMLP", "config": {"hidden": 128}, "epochs": 30, "batch_size": 128,
+                              "teacher": "ensemble"}
+# name -> architecture, config, epochs, batch size, teacher, and the objective: "distill" (T, α; None: labels only)
+# and "smoothing" (label smoothing ε). MLP students train as a one-member kd.MLPCohort, exactly as in notebook 03.
 STUDENT_RECIPES: dict[str, dict[str, Any]] = {
-    "mlp_scratch": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 20, "batch_size": 256,
-                    "distill": None},
-    "mlp_kd": {"architecture": "StudentMLP", "config": {"hidden": 64}, "epochs": 20, "batch_size": 256,
-               "distill": {"temperature": 2.0, "alpha": 0.5}},
+    "mlp_scratch": {**MLP_REGIME, "distill": None},
+    "mlp_kd": {**MLP_REGIME, "distill": {"temperature": 2.0, "alpha": 0.5}},
+    "mlp_ls": {**MLP_REGIME, "distill": None, "smoothing": 0.1},
     "cnn_scratch": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 1, "distill": None},
     "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 1,
                "distill": {"temperature": 2.0, "alpha": 0.5}},
@@ -61,7 +67,11 @@ def save_student(name: str, model: nn.Module, metadata: dict[str, Any]) -> Path:
 
 def train_student(name: str, data, teacher: nn.Module | None = None, seed: int = 0, progress: bool = False):
     """Train the student `name` with its recipe; return (model, metadata)."""
+    if name not in STUDENT_RECIPES:
+        raise KeyError(f"no student called {name!r}; known: {', '.join(STUDENT_RECIPES)}")
     recipe = STUDENT_RECIPES[name]
+    if recipe.get("teacher", "course") not in ("course", "ensemble"):
+        raise ValueError(f"recipe {name!r} names an unknown teacher {recipe['teacher']!r}; use 'course' or 'ensemble'")
     epochs = SMOKE_EPOCHS if config.is_smoke() else recipe["epochs"]
     config.set_seed(seed)
     model = build_model(recipe["architecture"], **recipe["config"])
@@ -76,10 +86,19 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
         train_x, train_y = train_x[subset], train_y[subset]
     distill = recipe.get("distill")
     feature = recipe.get("feature")
+    if recipe.get("teacher") == "ensemble" and distill is not None:
+        teacher = load_teacher_ensemble(data, verbose=False)[0]
     if distill is not None or feature is not None:
         if teacher is None:
             raise ValueError(f"student {name!r} is distilled: pass the teacher")
-    if feature is not None:
+    if recipe["architecture"] == "StudentMLP" and feature is None:
+        objective = Objective(smoothing=recipe.get("smoothing", 0.0), **(distill or {}))
+        teacher_logits = predict_logits(teacher, train_x) if objective.needs_teacher else None
+        cohort = MLPCohort(recipe["config"]["hidden"], [seed])
+        train_cohort(cohort, train_x, train_y, [objective], teacher_logits=teacher_logits, epochs=epochs,
+                     batch_size=kwargs.get("batch_size", 128), progress=progress, name=name)
+        model = cohort.member(0)
+    elif feature is not None:
         term = _feature_term(feature)
         if feature.get("two_stage"):
             train_fitnets(model, teacher, train_x, train_y, term, hint_epochs=feature["hint_epochs"], **distill, **kwargs)
@@ -116,6 +135,11 @@ def load_or_train_student(name: str, data, teacher: nn.Module | None = None, ver
     if path.exists():
         try:
             model, metadata = load_checkpoint(path)
+            if "recipe" in metadata and metadata["recipe"] != STUDENT_RECIPES[name]:
+                raise CheckpointMismatchError(
+                    f"{path.name} was trained with another recipe ({metadata.get('recipe')}) than "
+                    f"kd.STUDENT_RECIPES[{name!r}] ({STUDENT_RECIPES[name]})"
+                )
             if verbose:
                 source = f"notebook {metadata['notebook']}" if "notebook" in metadata else metadata.get("trained_by", "?")
                 print(f"{name}: loaded from {path.name} (saved by {source})")

@@ -1,0 +1,75 @@
+"""One source of truth: the recipes hold what the search chose, and a checkpoint never mixes recipes."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+import torch
+
+import kd_utils as kd
+from kd_utils import students
+
+SEARCH = kd.PROJECT_ROOT / "experiments" / "results" / "full_label_search.csv"
+
+
+def _search_rows() -> list[dict]:
+    with SEARCH.open() as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_mlp_recipes_hold_the_regime_the_search_chose_on_validation():
+    rows = [r for r in _search_rows() if r["objective"].startswith("KD")
+            and int(r["epochs"]) * max(int(r["copies"]), 1) <= 30 and int(r["width"]) <= 128]  # notebook 03's budget
+    best = max(rows, key=lambda r: float(r["val_mean"]))  # the most accurate distilled student on validation
+    recipe = kd.STUDENT_RECIPES["mlp_kd"]
+    assert (int(best["width"]), int(best["epochs"]), int(best["batch_size"]), best["teacher"]) == (
+        recipe["config"]["hidden"], recipe["epochs"], recipe["batch_size"], recipe["teacher"])
+    assert best["objective"] == kd.Objective(**{"alpha": recipe["distill"]["alpha"],
+                                                "temperature": recipe["distill"]["temperature"]}).describe()
+    assert kd.ENSEMBLE_SEEDS == tuple(range(5 if best["teacher"] == "ensemble5" else 3))
+
+
+def test_label_smoothing_epsilon_is_the_one_chosen_on_validation():
+    recipe = kd.STUDENT_RECIPES["mlp_ls"]
+    regime = kd.STUDENT_RECIPES["mlp_kd"]
+    rows = [r for r in _search_rows() if r["group"] == "controls" and r["objective"].startswith("LS")
+            and int(r["width"]) == regime["config"]["hidden"] and r["teacher"] == regime["teacher"]]
+    assert rows, "the search has no label-smoothing rows for the chosen regime"
+    best = max(rows, key=lambda r: float(r["val_mean"]))
+    assert best["objective"] == kd.Objective(smoothing=recipe["smoothing"]).describe()
+    assert {k: v for k, v in recipe.items() if k != "smoothing"} == {**regime, "distill": None}
+
+
+def test_a_student_trained_alone_equals_the_same_member_of_a_larger_cohort(data):
+    x, y = data.train_x[:600], data.train_y[:600]
+    teacher_logits = torch.randn(len(x), 10)
+    objective = kd.Objective(alpha=0.5, temperature=2.0)
+    big = kd.MLPCohort(32, [0, 1, 0])
+    kd.train_cohort(big, x, y, [kd.SCRATCH, kd.SCRATCH, objective], teacher_logits=teacher_logits, epochs=2,
+                    progress=False)
+    alone = kd.MLPCohort(32, [0])
+    kd.train_cohort(alone, x, y, [objective], teacher_logits=teacher_logits, epochs=2, progress=False)
+    assert torch.equal(big.member(2).hidden[1].weight, alone.member(0).hidden[1].weight)
+
+
+def test_a_checkpoint_from_another_recipe_is_retrained_not_mixed(data, monkeypatch, capsys):
+    tiny = {"architecture": "StudentMLP", "config": {"hidden": 8}, "epochs": 1, "batch_size": 256, "distill": None}
+    monkeypatch.setitem(students.STUDENT_RECIPES, "tiny", tiny)
+    model, _ = kd.load_or_train_student("tiny", data, verbose=False)
+    monkeypatch.setitem(students.STUDENT_RECIPES, "tiny", {**tiny, "smoothing": 0.1})
+    kd.load_or_train_student("tiny", data)
+    assert "another recipe" in capsys.readouterr().out
+
+
+def test_an_unknown_teacher_in_a_recipe_is_refused(data, monkeypatch):
+    monkeypatch.setitem(students.STUDENT_RECIPES, "odd", {**kd.STUDENT_RECIPES["mlp_kd"], "teacher": "oracle"})
+    with pytest.raises(ValueError, match="unknown teacher 'oracle'"):
+        kd.train_student("odd", data)
+
+
+def test_a_missing_ensemble_member_names_how_to_get_it_back(data, monkeypatch, tmp_path):
+    monkeypatch.setattr(kd.recipes, "SHIPPED_TEACHERS", tmp_path)
+    monkeypatch.setattr(kd.recipes, "load_or_train_teacher", lambda *a, **k: (kd.StudentMLP(8), {}))
+    with pytest.raises(FileNotFoundError, match="train_teacher_variant.py --epochs 5 --shift 0 --seed 1"):
+        kd.load_teacher_ensemble(seeds=(0, 1), verbose=False)
