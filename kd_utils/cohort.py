@@ -193,11 +193,11 @@ class CohortResult:
 def _member_labels(objectives: Sequence[Objective], labels: Tensor, teacher_logits: Tensor | None) -> Tensor:
     teacher_labels = teacher_logits.argmax(1) if teacher_logits is not None else None
     rows = []
-    for objective in objectives:
+    for k, objective in enumerate(objectives):
         if objective.labels == "teacher":
             rows.append(teacher_labels)
         else:
-            rows.append(labels)
+            rows.append(labels[k] if labels.dim() == 2 else labels)
     return torch.stack(rows)
 
 
@@ -209,6 +209,7 @@ def train_cohort(
     *,
     teacher_logits: Tensor | None = None,
     teacher_features: Tensor | None = None,
+    subsets: Tensor | None = None,
     val: tuple[Tensor, Tensor] | None = None,
     epochs: int = 20,
     batch_size: int = 128,
@@ -222,8 +223,11 @@ def train_cohort(
 
     Same optimiser and schedule as ``kd.train`` (AdamW, one-cycle learning rate), so a
     member trains as ``kd.train`` would train that student alone, up to rounding.
-    Labels of -1 mark unlabelled images (only the soft and hint terms learn from them).
+    Labels of -1 mark unlabelled images (only the soft and hint terms learn from them); `train_y` of shape
+    (members, images) gives each member its own labels (e.g. a different labelled 1 % per seed).
     `teacher_features` (images, width), cached like the logits, are the hint's targets.
+    `subsets` (members, m) gives each member its own m training images (indices into train_x), e.g. one
+    labelled subset per seed; an epoch is then one pass over m images.
     ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
     """
     from .train import _progress_bar
@@ -234,8 +238,9 @@ def train_cohort(
     n = len(train_x)
     if n == 0:
         raise ValueError("train_x is empty: nothing to train on")
-    if len(train_y) != n:
-        raise ValueError(f"train_x has {n} images but train_y has {len(train_y)} labels")
+    if train_y.shape[-1] != n or train_y.dim() > 2 or (train_y.dim() == 2 and len(train_y) != members):
+        raise ValueError(f"train_y must hold one label per image, shape ({n},), or one row per member, shape "
+                         f"({members}, {n}); got {tuple(train_y.shape)}")
     if train_y.dtype != torch.long:
         raise TypeError(f"train_y must hold integer class indices (torch.long), got {train_y.dtype}; use train_y.long()")
     if any(o.needs_teacher for o in objectives):
@@ -254,6 +259,12 @@ def train_cohort(
         if teacher_features.dim() != 2 or len(teacher_features) != n or teacher_features.shape[1] != cohort.regressor[0].shape[2]:
             raise ValueError(f"teacher_features have shape {tuple(teacher_features.shape)} but the cohort needs "
                              f"({n}, {cohort.regressor[0].shape[2]}): one feature vector per training image")
+    if subsets is not None:
+        if subsets.dim() != 2 or len(subsets) != members or subsets.shape[1] == 0:
+            raise ValueError(f"subsets must have shape ({members}, images per member), got {tuple(subsets.shape)}")
+        if subsets.min() < 0 or subsets.max() >= n:
+            raise ValueError(f"subsets must hold indices into train_x (0 to {n - 1}), got {int(subsets.min())} "
+                             f"to {int(subsets.max())}")
     device = cohort.weight1.device
     flat_x = train_x.reshape(n, -1).to(device)
     labels = _member_labels(objectives, train_y, teacher_logits).to(device)  # (members, n)
@@ -271,7 +282,8 @@ def train_cohort(
         teacher_log_probs = torch.stack([F.log_softmax(logits / o.temperature, dim=1) for o in objectives])
     generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
     optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = math.ceil(n / batch_size)
+    per_member = n if subsets is None else subsets.shape[1]
+    steps_per_epoch = math.ceil(per_member / batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     member_index = torch.arange(members, device=device)[:, None]
     result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
@@ -280,7 +292,10 @@ def train_cohort(
     try:
         for epoch in range(1, epochs + 1):
             cohort.train()
-            orders = torch.stack([torch.cat(list(batch_indices(n, batch_size, True, g))) for g in generators]).to(device)
+            orders = torch.stack([torch.cat(list(batch_indices(per_member, batch_size, True, g))) for g in generators])
+            if subsets is not None:
+                orders = subsets.gather(1, orders)
+            orders = orders.to(device)
             for step in range(steps_per_epoch):
                 index = orders[:, step * batch_size:(step + 1) * batch_size]  # (members, batch)
                 logits, hidden = cohort.forward_with_hidden(flat_x[index])

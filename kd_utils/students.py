@@ -36,9 +36,6 @@ STUDENT_RECIPES: dict[str, dict[str, Any]] = {
     "cnn_scratch": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 1, "distill": None},
     "cnn_kd": {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 1,
                "distill": {"temperature": 2.0, "alpha": 0.5}},
-    # Notebook 05's deployment candidate: a wider MLP (few FLOPs, little per-layer overhead), distilled.
-    "mlp_wide_kd": {"architecture": "StudentMLP", "config": {"hidden": 256}, "epochs": 30, "batch_size": 128,
-                    "distill": {"temperature": 2.0, "alpha": 0.5}},
 }
 # Notebook 04's students: a seeded subset of 8,000 training images, 3 epochs, T and α fixed for all methods.
 _FEATURE_BASE = {"architecture": "StudentCNN", "config": {"width": 8}, "epochs": 3, "train_images": 8_000,

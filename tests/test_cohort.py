@@ -141,3 +141,16 @@ def test_a_hint_needs_features_of_the_right_shape(data):
     with pytest.raises(ValueError, match="teacher_features have shape"):
         train_cohort(cohort, x, y, [Objective(feature_weight=1.0)], teacher_features=torch.zeros(len(x), 5), epochs=1,
                      progress=False)
+
+
+def test_members_with_their_own_subsets_train_as_cohorts_of_that_subset_alone(data):
+    x, y = _small(data, 300)
+    subsets = torch.stack([torch.arange(0, 100), torch.arange(100, 200)])
+    shared = MLPCohort(16, [0, 1])
+    train_cohort(shared, x, y, [SCRATCH, SCRATCH], subsets=subsets, epochs=2, batch_size=32, progress=False)
+    for member, rows in enumerate(subsets):
+        alone = MLPCohort(16, [member])
+        train_cohort(alone, x[rows], y[rows], [SCRATCH], epochs=2, batch_size=32, progress=False)
+        assert torch.allclose(shared.member(member).hidden[1].weight, alone.member(0).hidden[1].weight, atol=1e-6)
+    with pytest.raises(ValueError, match="indices into train_x"):
+        train_cohort(shared, x, y, [SCRATCH, SCRATCH], subsets=subsets + 250, epochs=1, progress=False)
