@@ -59,6 +59,7 @@ ROWS = [
     ("controls", 128, 30, 128, "ensemble", 0, "controls"),
     ("schedule", 128, 60, 128, "base", 0),
     ("grid", 128, 30, 128, "ensemble5", 0, "low_T"),
+    ("transfer", 128, 10, 128, "strong", 3),
 ]
 FIELDS = ["group", "width", "epochs", "batch_size", "teacher", "teacher_test_accuracy", "copies", "objective",
           "seeds", "val_mean", "val_std", "val_gain_mean", "val_gain_std", "test_mean", "test_std",
