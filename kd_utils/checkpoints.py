@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -26,11 +27,14 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
     previous checkpoint intact.
     """
     path = Path(path)
+    _check_metadata(dict(metadata or {}))
     path.parent.mkdir(parents=True, exist_ok=True)
+    state_dict = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     payload = {
         "architecture": type(model).__name__,
         "config": dict(getattr(model, "config", {})),
-        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "state_dict": state_dict,
+        "weights_sha256": weights_checksum(state_dict),
         "metadata": dict(metadata or {}),
         "torch_version": str(torch.__version__),
     }
@@ -50,6 +54,36 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
     return path
 
 
+_METADATA_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_metadata(value: Any, where: str = "metadata") -> None:
+    """Refuse metadata that a weights-only load could not read back: only numbers, text, None, lists and dicts."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} keys must be strings, got {key!r} ({type(key).__name__})")
+            _check_metadata(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            _check_metadata(item, f"{where}[{index}]")
+    elif not isinstance(value, _METADATA_TYPES):
+        raise TypeError(
+            f"{where} is a {type(value).__name__}; checkpoint metadata may hold only numbers, text, None, lists and "
+            "dicts (convert a tensor with .item() or .tolist(), a path with str())"
+        )
+
+
+def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
+    """Return a SHA-256 of the weights' names, shapes, dtypes and bytes (stored in the checkpoint, checked on load)."""
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
 def read_checkpoint(path: Path | str) -> dict[str, Any]:
     """Read a checkpoint's payload, with a clear error for a missing or unreadable file."""
     path = Path(path)
@@ -63,6 +97,12 @@ def read_checkpoint(path: Path | str) -> dict[str, Any]:
         ) from error
     if not isinstance(payload, dict) or "state_dict" not in payload or "architecture" not in payload:
         raise CheckpointMismatchError(f"{path} was not written by kd.save_checkpoint; delete it and train again")
+    stored = payload.get("weights_sha256")  # checkpoints written before checksums existed have none
+    if stored is not None and weights_checksum(payload["state_dict"]) != stored:
+        raise CheckpointMismatchError(
+            f"{config.relative_path(path)} is corrupted: its weights do not match the checksum stored when it was "
+            "saved; delete it and train again"
+        )
     return payload
 
 

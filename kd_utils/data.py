@@ -50,6 +50,7 @@ RAW_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 
+DOWNLOAD_TIMEOUT = 30.0  # seconds per socket operation of torchvision's download
 VALIDATION_SIZE = 5_000
 SPLIT_SEED = 2024
 # Smoke mode: the same code path on a few thousand images.
@@ -107,6 +108,12 @@ def ensure_fashion_mnist(root: Path | str | None = None, download: bool = True) 
         return root
     download_error = "download=False"
     if download:
+        import socket
+
+        # A network that accepts connections but never answers must not hang a notebook: every socket
+        # operation of the download gives up after KD_DOWNLOAD_TIMEOUT seconds.
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(float(os.environ.get("KD_DOWNLOAD_TIMEOUT", DOWNLOAD_TIMEOUT)))
         try:
             from torchvision.datasets import FashionMNIST
 
@@ -117,6 +124,8 @@ def ensure_fashion_mnist(root: Path | str | None = None, download: bool = True) 
             download_error = "download finished but the files are missing"
         except Exception as error:  # noqa: BLE001 - any failure leads to the same advice
             download_error = f"{type(error).__name__}: {error}"
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
     raise DataNotFoundError(
         "Fashion-MNIST was not found. Get it in one of three ways:\n"
         f"  1. put the four IDX files ({', '.join(RAW_FILES)}) in {raw_dir}\n"

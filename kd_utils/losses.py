@@ -11,6 +11,9 @@ alpha = 1 learns from the teacher alone.
 
 from __future__ import annotations
 
+import math
+
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -18,16 +21,25 @@ IGNORE_LABEL = -1  # a label of -1 marks an unlabelled image (the soft term stil
 
 
 def _check_temperature(temperature: float) -> None:
-    if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (it divides the logits), got {temperature}; try T = 1 to 20")
+    if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
+        raise TypeError(f"temperature must be a number, got {type(temperature).__name__}; try T = 1 to 20")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be > 0 (it divides the logits) and finite, got {temperature}; try T = 1 to 20")
 
 
 def _check_logits(logits: Tensor, name: str = "logits") -> None:
+    if not isinstance(logits, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (batch, classes), got {type(logits).__name__}")
     if logits.dim() != 2:
         raise ValueError(
             f"{name} must be 2-D (batch, classes), got shape {tuple(logits.shape)}; "
             "flatten extra dimensions or add a batch dimension with .unsqueeze(0)"
         )
+    if logits.shape[0] == 0:
+        raise ValueError(f"{name} is an empty batch (shape {tuple(logits.shape)}): a loss over no images is undefined; "
+                         "skip empty batches before calling the loss")
+    if not logits.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {logits.dtype}; use {name}.float()")
 
 
 def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
@@ -121,6 +133,11 @@ def distillation_loss_from_log_probs(
 
 def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> None:
     """Raise a clear error unless `labels` is 1-D (with `rows` entries) of class indices or -1 (unlabelled)."""
+    if not isinstance(labels, Tensor):
+        raise TypeError(f"labels must be a torch.Tensor of class indices, got {type(labels).__name__}")
+    if labels.dtype != torch.long:
+        raise TypeError(f"labels must hold integer class indices as torch.long (int64), got {labels.dtype}; "
+                        "convert them with labels.long()")
     if labels.dim() != 1 or (rows is not None and len(labels) != rows):
         raise ValueError(f"labels must be 1-D with one label per row of logits, got shape {tuple(labels.shape)}")
     valid = labels[labels != IGNORE_LABEL]
@@ -139,6 +156,17 @@ def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- feature losses
+
+
+def _check_feature_batch(student: Tensor, teacher: Tensor, loss: str) -> None:
+    """Refuse features of different batch sizes before any arithmetic could broadcast them."""
+    if student.dim() == 0 or teacher.dim() == 0 or student.shape[0] != teacher.shape[0]:
+        raise ValueError(
+            f"{loss}: student feature {tuple(student.shape)} and teacher feature {tuple(teacher.shape)} must have the "
+            "same batch size: tap both models on the same images, in the same order"
+        )
+    if student.shape[0] == 0:
+        raise ValueError(f"{loss}: the features are an empty batch; skip empty batches before calling the loss")
 
 
 def _shape_error(student: Tensor, teacher: Tensor, adapter: str) -> ValueError:
@@ -184,7 +212,16 @@ class HintLoss(nn.Module):
 
     def forward(self, student_feature: Tensor, teacher_feature: Tensor) -> Tensor:
         if student_feature.dim() != 4 or teacher_feature.dim() != 4:
-            raise ValueError("HintLoss needs 4-D conv features (batch, channels, height, width)")
+            raise ValueError("HintLoss needs 4-D conv features (batch, channels, height, width), got "
+                             f"{tuple(student_feature.shape)} and {tuple(teacher_feature.shape)}")
+        _check_feature_batch(student_feature, teacher_feature, "HintLoss")
+        student_channels, teacher_channels = self.regressor[0].in_channels, self.regressor[0].out_channels
+        if student_feature.shape[1] != student_channels or teacher_feature.shape[1] != teacher_channels:
+            raise ValueError(
+                f"HintLoss({student_channels}, {teacher_channels}) got a student feature with {student_feature.shape[1]} "
+                f"channels and a teacher feature with {teacher_feature.shape[1]}; build it as "
+                f"kd.HintLoss({student_feature.shape[1]}, {teacher_feature.shape[1]})"
+            )
         return F.mse_loss(self.regress(student_feature, teacher_feature.shape[-2:]), teacher_feature)
 
 
@@ -206,6 +243,7 @@ class AttentionTransferLoss(nn.Module):
     """
 
     def forward(self, student_feature: Tensor, teacher_feature: Tensor) -> Tensor:
+        _check_feature_batch(student_feature, teacher_feature, "AttentionTransferLoss")
         size = tuple(min(a, b) for a, b in zip(student_feature.shape[-2:], teacher_feature.shape[-2:]))
         student_map = attention_map(student_feature, size)
         teacher_map = attention_map(teacher_feature, size)
@@ -225,6 +263,14 @@ class CosineLoss(nn.Module):
         return feature.mean(dim=(-2, -1)) if feature.dim() == 4 else feature.flatten(1)
 
     def forward(self, student_feature: Tensor, teacher_feature: Tensor) -> Tensor:
+        _check_feature_batch(student_feature, teacher_feature, "CosineLoss")
+        student_width = self.pool(student_feature).shape[1]
+        if isinstance(self.projection, nn.Linear) and student_width != self.projection.in_features:
+            raise ValueError(
+                f"CosineLoss(student_width={self.projection.in_features}, teacher_width={self.projection.out_features}) "
+                f"got a student feature {student_width} wide; build it as "
+                f"kd.CosineLoss({student_width}, {self.pool(teacher_feature).shape[1]})"
+            )
         student_vector = self.projection(self.pool(student_feature))
         teacher_vector = self.pool(teacher_feature)
         if student_vector.shape != teacher_vector.shape:

@@ -98,3 +98,33 @@ def test_load_or_train_teacher_retrains_and_says_so_when_the_checkpoint_does_not
     assert "Retraining the teacher" in capsys.readouterr().out
     assert isinstance(teacher, kd.TeacherCNN)
     assert isinstance(kd.load_checkpoint(kd.teacher_path())[0], kd.TeacherCNN)
+
+
+def test_a_checkpoint_with_flipped_bits_in_its_weights_is_refused(tmp_path):
+    kd.set_seed(0)
+    model = kd.StudentCNN(width=4)
+    path = kd.save_checkpoint(model, tmp_path / "student.pt", {"note": "original"})
+    payload = torch.load(path, weights_only=True)
+    weight = payload["state_dict"]["block1.0.weight"]
+    weight.view(torch.int32)[0, 0, 0, 0] ^= 1  # one flipped bit in one weight
+    torch.save(payload, path)
+    with pytest.raises(kd.CheckpointMismatchError, match="corrupted"):
+        kd.load_checkpoint(path)
+
+
+def test_metadata_that_could_not_be_read_back_is_refused_at_save_time(tmp_path):
+    model = kd.StudentMLP(hidden=8)
+    with pytest.raises(TypeError, match=r"metadata\['history'\]\[0\] is a Tensor"):
+        kd.save_checkpoint(model, tmp_path / "student.pt", {"history": [torch.tensor(1.0)]})
+    assert not (tmp_path / "student.pt").exists()
+    with pytest.raises(TypeError, match="keys must be strings"):
+        kd.save_checkpoint(model, tmp_path / "student.pt", {1: "one"})
+
+
+def test_a_checkpoint_loads_back_with_its_checksum_verified(tmp_path):
+    kd.set_seed(1)
+    model = kd.StudentCNN(width=4)
+    path = kd.save_checkpoint(model, tmp_path / "student.pt", {"epochs": 1, "nested": {"a": [1, 2.5, None]}})
+    loaded, metadata = kd.load_checkpoint(path)
+    assert metadata["nested"] == {"a": [1, 2.5, None]}
+    assert kd.read_checkpoint(path)["weights_sha256"] == kd.checkpoints.weights_checksum(model.state_dict())

@@ -114,3 +114,26 @@ def test_files_already_in_place_are_used_without_looking_further(data, tmp_path,
     shutil.copytree(kd.DATA_DIR / "FashionMNIST" / "raw", raw)
     monkeypatch.setenv("KD_SYSTEM_DATA_DIR", str(tmp_path / "nothing-here"))
     assert kd.ensure_fashion_mnist(tmp_path / "data", download=False) == tmp_path / "data"
+
+
+def test_a_network_that_accepts_but_never_answers_ends_in_the_three_ways_error(tmp_path, monkeypatch):
+    import socket
+    import time
+
+    from torchvision.datasets import FashionMNIST
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)  # accepts connections (the kernel completes the handshake) and never sends a byte
+    port = server.getsockname()[1]
+    monkeypatch.setenv("KD_SYSTEM_DATA_DIR", str(tmp_path / "no-debian-copy"))
+    monkeypatch.setenv("KD_DOWNLOAD_TIMEOUT", "0.5")
+    monkeypatch.setattr(FashionMNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
+    start = time.perf_counter()
+    try:
+        with pytest.raises(kd.DataNotFoundError, match="three ways") as caught:
+            kd.ensure_fashion_mnist(tmp_path / "data")
+    finally:
+        server.close()
+    assert time.perf_counter() - start < 20
+    assert "timed out" in str(caught.value).lower()

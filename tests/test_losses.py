@@ -1,4 +1,3 @@
-import math
 
 import pytest
 import torch
@@ -25,16 +24,6 @@ def test_kd_loss_is_positive_when_student_differs_from_teacher():
     assert kd.kd_loss(torch.randn(8, 10), torch.randn(8, 10), temperature=2.0).item() > 0
 
 
-def test_kd_loss_matches_a_value_computed_by_hand():
-    student = torch.tensor([[1.0, 0.0]])
-    teacher = torch.tensor([[0.0, 1.0]])
-    temperature = 2.0
-    p = [math.exp(0.0) / (math.exp(0.0) + math.exp(0.5)), math.exp(0.5) / (math.exp(0.0) + math.exp(0.5))]
-    q = [p[1], p[0]]  # the student's softened distribution is the teacher's, mirrored
-    by_hand = temperature**2 * sum(pi * math.log(pi / qi) for pi, qi in zip(p, q))
-    assert kd.kd_loss(student, teacher, temperature).item() == pytest.approx(by_hand, rel=1e-5)
-
-
 def test_alpha_zero_gives_plain_cross_entropy_and_alpha_one_the_pure_soft_loss():
     torch.manual_seed(1)
     student, teacher = torch.randn(6, 10), torch.randn(6, 10)
@@ -52,22 +41,6 @@ def test_kd_loss_is_finite_for_extreme_logits():
     loss = kd.distillation_loss(student, teacher, torch.tensor([0, 1]), temperature=1.0, alpha=0.5)
     loss.backward()
     assert torch.isfinite(loss) and torch.isfinite(student.grad).all()
-
-
-def _soft_gradient_norm(temperature: float, scale: bool) -> float:
-    torch.manual_seed(0)
-    teacher = torch.randn(256, 10) * 3
-    student = (torch.randn(256, 10) * 3).requires_grad_()
-    kd.kd_loss(student, teacher, temperature, scale=scale).backward()
-    return student.grad.norm().item()
-
-
-def test_t_squared_keeps_the_gradient_scale_while_without_it_the_gradient_falls_as_one_over_t_squared():
-    with_scale = [_soft_gradient_norm(t, True) for t in (1, 20)]
-    without = [_soft_gradient_norm(t, False) for t in (1, 20)]
-    assert 0.2 < with_scale[1] / with_scale[0] < 5  # same order of magnitude
-    ratio = without[1] / without[0]
-    assert 0.2 / 400 < ratio < 5 / 400  # roughly 1 / T**2 = 1/400
 
 
 @pytest.mark.parametrize("temperature", [0.0, -1.0])
