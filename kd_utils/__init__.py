@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import inspect
 
-from .checkpoints import (
-    CheckpointMismatchError,
-    load_checkpoint,
-    load_or_train_teacher,
-    read_checkpoint,
-    save_checkpoint,
-    teacher_path,
-)
+from .checkpoints import CheckpointMismatchError, load_checkpoint, read_checkpoint, save_checkpoint
 from .cohort import SCRATCH, CohortResult, MLPCohort, Objective, train_cohort
 from .config import (
     CHECKPOINT_DIR,
@@ -83,9 +76,18 @@ from .plots import (
     plot_soft_targets,
     use_course_style,
 )
-from .recipes import ENSEMBLE_SEEDS, ensemble_member_path, load_teacher_ensemble
+from .recipes import (
+    ENSEMBLE_SEEDS,
+    TEACHER_CONFIG,
+    TEACHER_SCHEDULE,
+    ensemble_member_path,
+    load_or_train_teacher,
+    load_teacher_ensemble,
+    teacher_path,
+    train_teacher,
+)
 from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
-from .train import TEACHER_SCHEDULE, FeatureTerm, History, cache_teacher_logits, train, train_fitnets, train_teacher
+from .train import FeatureTerm, History, cache_teacher_logits, train, train_fitnets
 
 
 def show_source(obj) -> None:
@@ -93,4 +95,21 @@ def show_source(obj) -> None:
     print(inspect.getsource(obj))
 
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"annotations", "inspect"}]
+__all__ = [
+    "AttentionTransferLoss", "CHECKPOINT_DIR", "CLASS_NAMES", "CheckpointMismatchError", "CohortResult", "CosineLoss",
+    "DATA_DIR", "DataNotFoundError", "ENSEMBLE_SEEDS", "Ensemble", "FashionMNISTData", "FeatureTerm", "HintLoss",
+    "History", "IGNORE_LABEL", "MLPCohort", "NUM_CLASSES", "Objective", "PROJECT_ROOT", "SCRATCH", "STUDENT_RECIPES",
+    "StudentCNN", "StudentMLP", "TEACHER_CONFIG", "TEACHER_SCHEDULE", "TeacherCNN", "accuracy", "agreement",
+    "attention_map", "batch_indices", "build_model", "cache_teacher_logits", "checkpoint_dir", "confusion_matrix",
+    "count_parameters", "denormalize", "describe_run", "distillation_loss", "ensemble_member_path",
+    "ensure_fashion_mnist", "entropy", "expected_calibration_error", "feature_mse", "fit_temperature",
+    "flops_per_image", "get_device", "hard_loss", "hook_count", "is_convolutional", "is_smoke", "iterate_batches",
+    "kd_loss", "labelled_subset", "latency", "load_checkpoint", "load_fashion_mnist", "load_or_train_student",
+    "load_or_train_teacher", "load_teacher_ensemble", "mode_name", "model_summary", "most_confused_pairs",
+    "parameter_count", "plot_bars_with_error", "plot_class_grid", "plot_confusion_matrix", "plot_feature_maps",
+    "plot_heatmap", "plot_history", "plot_images", "plot_reliability", "plot_scatter", "plot_soft_targets",
+    "predict_logits", "predictions", "random_shift", "read_checkpoint", "relative_path", "reliability",
+    "save_checkpoint", "save_student", "set_seed", "show_source", "size_on_disk", "soft_targets", "stage_names",
+    "student_path", "tap", "teacher_path", "train", "train_cohort", "train_fitnets", "train_student", "train_teacher",
+    "use_course_style",
+]

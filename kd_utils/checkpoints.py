@@ -1,4 +1,4 @@
-"""Atomic checkpoints that know their architecture, and a teacher any notebook can start from cold."""
+"""Atomic checkpoints that know their architecture and the checksum of their weights: saving and loading only."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from . import config
-from .models import build_model, is_convolutional
+from .models import build_model
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -132,53 +132,3 @@ def load_checkpoint(path: Path | str, model: nn.Module | None = None) -> tuple[n
 
 def _format(settings: dict[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in settings.items())
-
-
-def teacher_path() -> Path:
-    """Return where the teacher of the current mode (smoke or full) is kept."""
-    return config.checkpoint_dir() / "teacher.pt"
-
-
-def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | None = None, verbose: bool = True):
-    """Return (teacher, metadata): loaded from its checkpoint, or trained and saved if there is none.
-
-    Any notebook can call this with an empty ``checkpoints/`` folder. A checkpoint that
-    does not fit the current TeacherCNN is not used: the teacher is retrained and the
-    message says why. Smoke mode keeps its own small teacher in ``checkpoints/smoke``.
-    """
-    from .train import train_teacher
-
-    path = Path(path) if path is not None else teacher_path()
-    if path.exists() and not retrain:
-        try:
-            teacher, metadata = load_checkpoint(path, build_model("TeacherCNN", **TEACHER_CONFIG))
-            if verbose:
-                test_accuracy = metadata.get("test_accuracy", float("nan"))
-                print(
-                    f"Loaded the teacher from {config.relative_path(path)}: test accuracy {test_accuracy:.2%}, "
-                    f"trained for {metadata.get('epochs')} epochs in {metadata.get('train_seconds', float('nan')):.0f} s."
-                )
-            return _fast_layout(teacher).eval(), metadata
-        except CheckpointMismatchError as error:
-            print(f"Retraining the teacher: {error}")
-    if data is None:
-        from .data import load_fashion_mnist
-
-        data = load_fashion_mnist()
-    if verbose:
-        print(f"No usable teacher checkpoint at {config.relative_path(path)}: training one now ({config.mode_name()} mode).")
-    teacher, metadata = train_teacher(data)
-    save_checkpoint(teacher, path, metadata)
-    if verbose:
-        print(f"Saved the teacher to {config.relative_path(path)}.")
-    return teacher.eval(), metadata
-
-
-def _fast_layout(model: nn.Module) -> nn.Module:
-    """Put a conv model in channels-last memory layout on the CPU, where its convolutions run about 2× faster."""
-    if next(model.parameters()).device.type == "cpu" and is_convolutional(model):
-        model.to(memory_format=torch.channels_last)
-    return model
-
-
-TEACHER_CONFIG: dict[str, Any] = {}

@@ -256,36 +256,6 @@ def train(
     return history
 
 
-# The teacher's recipe, in one place: notebook 01 and load_or_train_teacher both use it.
-TEACHER_SCHEDULE = {"full": {"epochs": 5, "batch_size": 128, "lr": 3e-3}, "smoke": {"epochs": 1, "batch_size": 128, "lr": 3e-3}}
-
-
-def train_teacher(data, seed: int = 0, epochs: int | None = None, progress: bool = True):
-    """Train the course's TeacherCNN on `data` with the schedule of the current mode; return (teacher, metadata)."""
-    from .checkpoints import TEACHER_CONFIG
-    from .models import build_model
-
-    schedule = dict(TEACHER_SCHEDULE[config.mode_name()])
-    if epochs is not None:
-        schedule["epochs"] = epochs
-    config.set_seed(seed)
-    teacher = build_model("TeacherCNN", **TEACHER_CONFIG)
-    history = train(
-        teacher, data.train_x, data.train_y, val=(data.val_x, data.val_y), seed=seed, name="teacher",
-        progress=progress, **schedule,
-    )
-    metadata = {
-        "test_accuracy": accuracy(teacher, data.test_x, data.test_y),
-        "val_accuracy": history.final["val_accuracy"],
-        "epochs": schedule["epochs"],
-        "train_seconds": history.train_seconds,
-        "seed": seed,
-        "mode": config.mode_name(),
-        "history": history.epochs,
-    }
-    return teacher.eval(), metadata
-
-
 def cache_teacher_logits(teacher: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """Return the teacher's logits for `images`, computed once, to distil from without re-running the teacher."""
     return predict_logits(teacher, images, batch_size)

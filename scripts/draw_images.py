@@ -276,7 +276,7 @@ def _shape(model: torch.nn.Module, stage: str) -> str:
 
 
 def _models() -> tuple[torch.nn.Module, torch.nn.Module]:
-    from kd_utils.checkpoints import TEACHER_CONFIG
+    from kd_utils.recipes import TEACHER_CONFIG
 
     return kd.build_model("TeacherCNN", **TEACHER_CONFIG), kd.StudentCNN()
 
