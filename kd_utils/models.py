@@ -80,7 +80,7 @@ class StudentMLP(nn.Sequential):
 class Ensemble(nn.Module):
     """Several trained models as one teacher: its logits are the log of the members' mean probabilities.
 
-    Averaging probabilities (not logits) is the ensemble of Hinton et al. (2015, §3); the log
+    Averaging probabilities (not logits) is the ensemble of Hinton et al. (2015); the log
     turns the average back into logits, so ``softmax(ensemble(x))`` is that average.
     """
 
