@@ -11,9 +11,10 @@ weights β. β is chosen on the validation split; test accuracy only reports. 3 
 from __future__ import annotations
 
 import csv
-import statistics
 import time
 from pathlib import Path
+
+from results_table import mean_std
 
 import kd_utils as kd
 
@@ -56,10 +57,10 @@ def main() -> None:
         for method in METHODS:
             v_gain = [a - b for a, b in zip(val[method], val["kd"])]
             t_gain = [a - b for a, b in zip(test[method], test["kd"])]
-            row = [method, len(subset), EPOCHS, " ".join(map(str, SEEDS)), f"{statistics.mean(val[method]):.2f}",
-                   f"{statistics.mean(v_gain):+.2f}", f"{statistics.pstdev(v_gain):.2f}",
-                   f"{statistics.mean(test[method]):.2f}", f"{statistics.mean(t_gain):+.2f}",
-                   f"{statistics.pstdev(t_gain):.2f}", " ".join(f"{g:+.2f}" for g in t_gain)]
+            row = [method, len(subset), EPOCHS, " ".join(map(str, SEEDS)), f"{mean_std(val[method])[0]:.2f}",
+                   f"{mean_std(v_gain)[0]:+.2f}", f"{mean_std(v_gain)[1]:.2f}",
+                   f"{mean_std(test[method])[0]:.2f}", f"{mean_std(t_gain)[0]:+.2f}",
+                   f"{mean_std(t_gain)[1]:.2f}", " ".join(f"{g:+.2f}" for g in t_gain)]
             writer.writerow(row)
             print(row)
 

@@ -21,11 +21,11 @@ Rows already in experiments/results/feature_search.csv are skipped, so the searc
 from __future__ import annotations
 
 import csv
-import statistics
 import time
 from pathlib import Path
 
 import torch
+from results_table import append_rows, mean_std
 
 import kd_utils as kd
 
@@ -47,29 +47,15 @@ FIELDS = ["regime", "labelled", "images", "epochs", "batch_size", "objective", "
           "test_gain_vs_kd_std", "test_gains_vs_kd", "test_gain_vs_scratch_mean", "seconds"]
 
 
-def teacher_outputs(teacher, images):
-    logits, features = [], []
-    with torch.no_grad():
-        for batch in images.split(2048):
-            with kd.tap(teacher, TEACHER_FEATURE) as tapped:
-                logits.append(teacher(batch))
-            features.append(tapped[TEACHER_FEATURE].clone())
-    return torch.cat(logits), torch.cat(features)
-
-
-def mean_std(values):
-    return statistics.mean(values), statistics.pstdev(values)
-
 
 def main() -> None:
     data = kd.load_fashion_mnist(smoke=False)
     teacher = kd.load_or_train_teacher(data, verbose=False)[0]
-    all_logits, all_features = teacher_outputs(teacher, data.train_x)
+    all_logits, all_features = kd.predict_logits_and_features(teacher, data.train_x, TEACHER_FEATURE)
     done = set()
     if RESULTS.exists():
         with RESULTS.open() as file:
             done = {(r["regime"], r["labelled"]) for r in csv.DictReader(file)}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     objectives = [kd.SCRATCH, kd.Objective(**KD)] + [kd.Objective(**KD, feature_weight=b) for b in BETAS]
     for regime, per_class, transfer, epochs, batch_size in ROWS:
         labelled_key = str(per_class * kd.NUM_CLASSES if per_class else len(data.train_y))
@@ -117,12 +103,7 @@ def main() -> None:
                 "test_gain_vs_scratch_mean": f"{mean_std([100 * (s[k] - s[0]) for s in test])[0]:+.2f}",
                 "seconds": f"{time.perf_counter() - start:.0f}",
             })
-        new_file = not RESULTS.exists()
-        with RESULTS.open("a", newline="") as file:
-            writer = csv.DictWriter(file, FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_rows(RESULTS, FIELDS, rows)
         print(f"{regime} {labelled_key} labelled, {epochs} epochs: {time.perf_counter() - start:.0f} s")
         for r in rows:
             print(f"   {r['objective']:<26} val {r['val_mean']} (vs KD {r['val_gain_vs_kd_mean']} ± "

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import argparse
 import csv
-import statistics
 import time
 from pathlib import Path
 
 import torch
+from results_table import append_rows, mean_std
 
 import kd_utils as kd
 from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
@@ -85,9 +85,6 @@ def done_rows() -> set[tuple]:
                 for r in csv.DictReader(file)}
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), statistics.pstdev(values)
-
 
 def run_row(row, data, seeds, teachers_cache) -> list[dict]:
     group, width, epochs, batch_size, teacher_name, copies = row[:6]
@@ -136,19 +133,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     data = kd.load_fashion_mnist(smoke=False)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     done, teachers_cache = done_rows(), {}
     for row in ROWS:
         if (args.only and row[0] not in args.only) or row[:6] in done:
             continue
         start = time.perf_counter()
         rows = run_row(row, data, args.seeds, teachers_cache)
-        new_file = not RESULTS.exists()
-        with RESULTS.open("a", newline="") as file:
-            writer = csv.DictWriter(file, FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerows(rows)
+        append_rows(RESULTS, FIELDS, rows)
         print(f"{row}: {time.perf_counter() - start:.0f} s")
         for r in rows:
             print(f"   {r['objective']:<20} val {r['val_mean']} (gain {r['val_gain_mean']} ± {r['val_gain_std']}), "

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from . import config
 from .data import NUM_CLASSES, batch_indices
-from .losses import IGNORE_LABEL
+from .losses import IGNORE_LABEL, _check_temperature, check_labels
 from .models import StudentMLP
 
 LABEL_SOURCES = ("true", "teacher")
@@ -66,8 +66,7 @@ class Objective:
                 raise ValueError(f"Objective.{name} must be a finite number, got {value!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"Objective.alpha must be in [0, 1] (the weight of the soft term), got {self.alpha}")
-        if not self.temperature > 0:
-            raise ValueError(f"Objective.temperature must be > 0, got {self.temperature}; try T = 1 to 8")
+        _check_temperature(self.temperature)
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"Objective.smoothing (label smoothing ε) must be in [0, 1), got {self.smoothing}")
         if self.feature_weight < 0:
@@ -230,7 +229,7 @@ def train_cohort(
     labelled subset per seed; an epoch is then one pass over m images.
     ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
     """
-    from .train import _progress_bar
+    from .train import _check_teacher_logits, _progress_bar
 
     members = len(cohort)
     if len(objectives) != members:
@@ -243,14 +242,11 @@ def train_cohort(
                          f"({members}, {n}); got {tuple(train_y.shape)}")
     if train_y.dtype != torch.long:
         raise TypeError(f"train_y must hold integer class indices (torch.long), got {train_y.dtype}; use train_y.long()")
+    check_labels(train_y.reshape(-1), cohort.num_classes)
     if any(o.needs_teacher for o in objectives):
         if teacher_logits is None:
             raise ValueError("an objective uses the teacher (alpha > 0 or labels='teacher'): pass teacher_logits")
-        if tuple(teacher_logits.shape) != (n, cohort.num_classes):
-            raise ValueError(
-                f"teacher_logits have shape {tuple(teacher_logits.shape)} but the training data needs ({n}, "
-                f"{cohort.num_classes}); compute them with kd.predict_logits(teacher, train_x) on exactly these images"
-            )
+        _check_teacher_logits(teacher_logits, n, cohort.num_classes)
     hinted = any(o.feature_weight > 0 for o in objectives)
     if hinted:
         if teacher_features is None or cohort.regressor is None:
@@ -276,10 +272,12 @@ def train_cohort(
     feature_weight = torch.tensor([o.feature_weight for o in objectives], device=device)
     features = teacher_features.to(device).float() if hinted else None
     soft = bool((alpha > 0).any())
-    teacher_log_probs = None
-    if soft:  # softened once per member temperature for the whole run: (members, n, classes)
+    teacher_log_probs = member_temperature = None
+    if soft:  # softened once per distinct temperature for the whole run: (temperatures, n, classes)
         logits = teacher_logits.to(device).float()
-        teacher_log_probs = torch.stack([F.log_softmax(logits / o.temperature, dim=1) for o in objectives])
+        temperatures = sorted({o.temperature for o in objectives})
+        teacher_log_probs = torch.stack([F.log_softmax(logits / t, dim=1) for t in temperatures])
+        member_temperature = torch.tensor([temperatures.index(o.temperature) for o in objectives], device=device)[:, None]
     generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
     optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
     per_member = n if subsets is None else subsets.shape[1]
@@ -306,7 +304,7 @@ def train_cohort(
                 hard = (hard * batch_labelled).sum(1) / batch_labelled.sum(1).clamp(min=1)
                 loss_per_member = (1 - alpha) * hard
                 if soft:
-                    target = teacher_log_probs[member_index, index]
+                    target = teacher_log_probs[member_temperature, index]
                     student = F.log_softmax(logits / temperature[:, None, None], dim=-1)
                     kl = (target.exp() * (target - student)).sum(-1).mean(1)
                     loss_per_member = loss_per_member + alpha * temperature**2 * kl

@@ -20,6 +20,27 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 1024, dev
     return torch.cat(outputs) if outputs else torch.empty(0)
 
 
+@torch.no_grad()
+def predict_logits_and_features(model: nn.Module, images: Tensor, layer: str, batch_size: int = 2048) -> tuple[Tensor, Tensor]:
+    """Return the model's logits and the output of its submodule `layer` for `images`, computed once in eval mode.
+
+    The features are read with a forward hook (``kd.tap``), so they can be cached like the logits
+    and used as a hint's targets when the training images are not augmented.
+    """
+    from .features import tap
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    logits, features = [], []
+    for batch in images.split(batch_size):
+        with tap(model, layer) as tapped:
+            logits.append(model(batch.to(device)).float().cpu())
+        features.append(tapped[layer].float().cpu().clone())
+    model.train(was_training)
+    return torch.cat(logits), torch.cat(features)
+
+
 def predictions(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
     """Return the predicted class of each image."""
     return predict_logits(model, images, batch_size).argmax(dim=1)
