@@ -18,6 +18,7 @@ lab: setup  ## open the notebooks in Jupyter Lab
 
 images: setup  ## redraw the diagrams in images/
 	$(PY) scripts/draw_images.py
+	$(PY) scripts/sync_notebooks.py
 
 slides: setup  ## export every notebook as a reveal.js slide deck into slides/
 	$(PY) scripts/build_slides.py
