@@ -35,3 +35,11 @@ def test_a_committed_notebook_holds_no_environment_noise_or_errors(path):
         assert match is None, f"{path.name}: cell {index} stores {match.group(0)!r} (environment noise)"
         if output.output_type == "stream":
             assert output.name != "stderr", f"{path.name}: cell {index} wrote to stderr: {text[:120]!r}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_notebook_gives_the_instructor_speaker_notes(path):
+    notebook = nbformat.read(path, as_version=4)
+    notes = [cell for cell in notebook.cells if cell.metadata.get("slideshow", {}).get("slide_type") == "notes"]
+    assert len(notes) >= 2, f"{path.name}: {len(notes)} speaker-notes cells; key slides need notes for the instructor"
+    assert all(cell.cell_type == "markdown" and cell.source.strip() for cell in notes)
