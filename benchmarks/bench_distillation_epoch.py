@@ -31,7 +31,7 @@ def main() -> None:
     data = kd.load_fashion_mnist()
     teacher, _ = kd.load_or_train_teacher(data)
     start = time.perf_counter()
-    teacher_logits = kd.cache_teacher_logits(teacher, data.train_x)
+    teacher_logits = kd.predict_logits(teacher, data.train_x)
     cache_seconds = time.perf_counter() - start
     print(f"{kd.describe_run()}; {len(data.train_y):,} training images")
     print(f"caching the teacher's logits once: {cache_seconds:.1f} s")

@@ -1,11 +1,14 @@
-"""What the search scripts share: mean ± std over seeds, and appending rows to a results CSV."""
+"""What the search scripts share: mean ± std over seeds, and adding rows to a results CSV."""
 
 from __future__ import annotations
 
 import csv
+import io
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+
+import kd_utils as kd
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
@@ -14,11 +17,15 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def append_rows(path: Path, fields: Sequence[str], rows: Sequence[dict]) -> None:
-    """Append result rows to a CSV, writing the header first if the file is new (so a search can resume)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new_file = not path.exists()
-    with path.open("a", newline="") as file:
-        writer = csv.DictWriter(file, fields)
-        if new_file:
-            writer.writeheader()
-        writer.writerows(rows)
+    """Add result rows to a CSV, with a header if the file is new (so a search can resume).
+
+    The file is rewritten whole with ``kd.atomic_write``: an interrupted search keeps every row written before
+    and never leaves half a row.
+    """
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fields)
+    if not path.exists():
+        writer.writeheader()
+    writer.writerows(rows)
+    with kd.atomic_write(path) as file:
+        file.write((path.read_bytes() if path.exists() else b"") + text.getvalue().encode())

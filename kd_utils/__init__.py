@@ -10,6 +10,7 @@ from .config import (
     CHECKPOINT_DIR,
     DATA_DIR,
     PROJECT_ROOT,
+    atomic_write,
     checkpoint_dir,
     describe_run,
     get_device,
@@ -30,6 +31,20 @@ from .data import (
     labelled_subset,
     load_fashion_mnist,
     random_shift,
+)
+from .deploy import (
+    TorchrunError,
+    UnsupportedLayerError,
+    deployed_logits,
+    export_onnx,
+    layer_times,
+    logit_match,
+    onnx_session,
+    quantize_dynamic_int8,
+    quantize_static_int8,
+    quiet_quantization,
+    run_torchrun,
+    time_inference,
 )
 from .evaluate import (
     accuracy,
@@ -55,12 +70,16 @@ from .losses import (
     CosineLoss,
     HintLoss,
     attention_map,
+    decoupled_kd_terms,
     distillation_loss,
+    dkd_loss,
+    ensemble_logits,
     entropy,
     feature_mse,
     hard_loss,
     kd_loss,
-    parameter_count,
+    log_soft_targets,
+    soft_loss,
     soft_targets,
 )
 from .models import Ensemble, StudentCNN, StudentMLP, TeacherCNN, build_model, is_convolutional, stage_names
@@ -88,7 +107,16 @@ from .recipes import (
     train_teacher,
 )
 from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
-from .train import FeatureTerm, History, cache_teacher_logits, train, train_fitnets
+from .train import (
+    FeatureDistillation,
+    FeatureTerm,
+    History,
+    LogitDistillation,
+    PlainTraining,
+    objective_from,
+    train,
+    train_fitnets,
+)
 
 
 def show_source(obj) -> None:
@@ -101,17 +129,24 @@ __all__ = [
     "DATA_DIR", "DataNotFoundError", "ENSEMBLE_SEEDS", "Ensemble", "FashionMNISTData", "FeatureTerm", "HintLoss",
     "History", "IGNORE_LABEL", "MLPCohort", "NUM_CLASSES", "Objective", "PROJECT_ROOT", "SCRATCH", "STUDENT_RECIPES",
     "StudentCNN", "StudentMLP", "TEACHER_CONFIG", "TEACHER_SCHEDULE", "TeacherCNN", "accuracy", "agreement",
-    "attention_map", "batch_indices", "build_model", "cache_teacher_logits", "checkpoint_dir", "confusion_matrix",
-    "count_parameters", "denormalize", "describe_run", "distillation_loss", "ensemble_member_path",
+    "attention_map", "batch_indices", "build_model", "checkpoint_dir", "confusion_matrix",
+    "count_parameters", "decoupled_kd_terms", "denormalize", "describe_run", "distillation_loss", "dkd_loss",
+    "ensemble_logits", "ensemble_member_path",
     "ensure_fashion_mnist", "entropy", "expected_calibration_error", "feature_mse", "fit_temperature",
     "flops_per_image", "get_device", "hard_loss", "hook_count", "is_convolutional", "is_smoke", "iterate_batches",
     "kd_loss", "labelled_subset", "latency", "load_checkpoint", "load_fashion_mnist", "load_or_train_student",
     "load_or_train_teacher", "load_teacher_ensemble", "mode_name", "model_summary", "most_confused_pairs",
-    "parameter_count", "plot_bars_with_error", "plot_class_grid", "plot_confusion_matrix", "plot_feature_maps",
+    "plot_bars_with_error", "plot_class_grid", "plot_confusion_matrix", "plot_feature_maps",
     "plot_heatmap", "plot_history", "plot_images", "plot_reliability", "plot_scatter", "plot_soft_targets",
     "predict_logits", "predict_logits_and_features", "predictions", "random_shift", "read_checkpoint", "relative_path",
     "reliability",
     "save_checkpoint", "save_student", "set_seed", "show_source", "size_on_disk", "soft_targets", "stage_names",
     "student_path", "tap", "teacher_path", "train", "train_cohort", "train_fitnets", "train_student", "train_teacher",
     "use_course_style",
+    # issue 13 (notebook 07): int8 quantization, ONNX export and run, timing, torchrun
+    "TorchrunError", "UnsupportedLayerError", "deployed_logits", "export_onnx", "layer_times", "logit_match", "onnx_session",
+    "quantize_dynamic_int8", "quantize_static_int8", "quiet_quantization", "run_torchrun", "time_inference",
+    # issue 12: one soft-loss primitive, objectives passed to kd.train, one atomic-write helper
+    "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets", "objective_from",
+    "soft_loss",
 ]

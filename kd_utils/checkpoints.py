@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +21,11 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
     """Save a model's architecture, config, weights and metadata atomically; return the path.
 
     The bytes go to a temporary file in the same folder, are flushed to disk, and only
-    then renamed over `path` (``os.replace`` is atomic), so a crash mid-save leaves the
+    then renamed over `path` (``kd.atomic_write``), so a crash mid-save leaves the
     previous checkpoint intact.
     """
     path = Path(path)
     _check_metadata(dict(metadata or {}))
-    path.parent.mkdir(parents=True, exist_ok=True)
     state_dict = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     payload = {
         "architecture": type(model).__name__,
@@ -38,19 +35,8 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
         "metadata": dict(metadata or {}),
         "torch_version": str(torch.__version__),
     }
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
-            file.flush()
-            os.fsync(file.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with config.atomic_write(path) as file:
+        torch.save(payload, file)
     return path
 
 

@@ -34,7 +34,7 @@ from torch.nn import functional as F
 
 from . import config
 from .data import NUM_CLASSES, batch_indices
-from .losses import IGNORE_LABEL, _check_temperature, check_labels
+from .losses import IGNORE_LABEL, _check_temperature, check_labels, decoupled_kd_from_log_probs, log_soft_targets, soft_loss
 from .models import StudentMLP
 
 LABEL_SOURCES = ("true", "teacher")
@@ -51,6 +51,9 @@ class Objective:
         labels: ``"true"`` for the dataset's labels, ``"teacher"`` for the teacher's top-1 predictions.
         feature_weight: weight β of a FitNets-style hint on the hidden layer: the mean squared error between
             the student's hidden units, mapped by a learned linear regressor, and a teacher feature.
+        tckd_weight, nckd_weight: decoupled KD (Zhao et al., 2022; ``kd.decoupled_kd_terms``): when set, the soft
+            term is ``tckd_weight·TCKD + nckd_weight·NCKD`` instead of KD (= TCKD + (1 − p^t_y)·NCKD), still with
+            weight α; (1, 0) is TCKD alone, (0, 1) NCKD alone. Set both or neither.
     """
 
     alpha: float = 0.0
@@ -58,6 +61,8 @@ class Objective:
     smoothing: float = 0.0
     labels: str = "true"
     feature_weight: float = 0.0
+    tckd_weight: float | None = None
+    nckd_weight: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("alpha", "temperature", "smoothing", "feature_weight"):
@@ -73,6 +78,20 @@ class Objective:
             raise ValueError(f"Objective.feature_weight must be >= 0, got {self.feature_weight}")
         if self.labels not in LABEL_SOURCES:
             raise ValueError(f"Objective.labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
+        if (self.tckd_weight is None) != (self.nckd_weight is None):
+            raise ValueError("Objective.tckd_weight and nckd_weight (decoupled KD) go together: set both or neither, "
+                             f"got {self.tckd_weight!r} and {self.nckd_weight!r}")
+        if self.decoupled:
+            for name in ("tckd_weight", "nckd_weight"):
+                value = getattr(self, name)
+                if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
+            if self.alpha == 0:
+                raise ValueError("a decoupled-KD objective needs alpha > 0 (the weight of its soft term), got alpha = 0")
+
+    @property
+    def decoupled(self) -> bool:
+        return self.tckd_weight is not None
 
     @property
     def needs_teacher(self) -> bool:
@@ -83,7 +102,9 @@ class Objective:
         parts = []
         if self.labels == "teacher":
             parts.append("teacher's hard labels")
-        if self.alpha > 0:
+        if self.alpha > 0 and self.decoupled:
+            parts.append(f"DKD T={self.temperature:g} α={self.alpha:g} TCKD×{self.tckd_weight:g} NCKD×{self.nckd_weight:g}")
+        elif self.alpha > 0:
             parts.append(f"KD T={self.temperature:g} α={self.alpha:g}")
         if self.smoothing > 0:
             parts.append(f"LS ε={self.smoothing:g}")
@@ -266,6 +287,13 @@ def train_cohort(
     labels = _member_labels(objectives, train_y, teacher_logits).to(device)  # (members, n)
     labelled = labels != IGNORE_LABEL
     safe_labels = labels.clamp(min=0)
+    decoupled = torch.tensor([o.decoupled for o in objectives], device=device)
+    if decoupled.any() and not labelled[decoupled].all():
+        raise ValueError("a decoupled-KD objective needs every training image's class, but its labels contain -1 "
+                         "(unlabelled); give it labels='teacher' (the teacher's top-1 class) instead")
+    split_weights = torch.tensor([[o.tckd_weight, o.nckd_weight] if o.decoupled else [0.0, 0.0] for o in objectives],
+                                 device=device)
+    split_soft = bool(decoupled.any())
     alpha = torch.tensor([o.alpha for o in objectives], device=device)
     temperature = torch.tensor([o.temperature for o in objectives], device=device)
     smoothing = torch.tensor([o.smoothing for o in objectives], device=device)
@@ -276,7 +304,7 @@ def train_cohort(
     if soft:  # softened once per distinct temperature for the whole run: (temperatures, n, classes)
         logits = teacher_logits.to(device).float()
         temperatures = sorted({o.temperature for o in objectives})
-        teacher_log_probs = torch.stack([F.log_softmax(logits / t, dim=1) for t in temperatures])
+        teacher_log_probs = torch.stack([log_soft_targets(logits, t) for t in temperatures])
         member_temperature = torch.tensor([temperatures.index(o.temperature) for o in objectives], device=device)[:, None]
     generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
     optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
@@ -305,8 +333,12 @@ def train_cohort(
                 loss_per_member = (1 - alpha) * hard
                 if soft:
                     target = teacher_log_probs[member_temperature, index]
-                    student = F.log_softmax(logits / temperature[:, None, None], dim=-1)
-                    kl = (target.exp() * (target - student)).sum(-1).mean(1)
+                    student = log_soft_targets(logits, temperature[:, None, None])
+                    kl = soft_loss(student, target, temperature, scale=False)  # T² below: DKD may replace the KL
+                    if split_soft:  # TCKD and NCKD with their own weights, in place of KD
+                        tckd, nckd = decoupled_kd_from_log_probs(student, target, batch_labels)
+                        split = (split_weights[:, :1] * tckd + split_weights[:, 1:] * nckd).mean(1)
+                        kl = torch.where(decoupled, split, kl)
                     loss_per_member = loss_per_member + alpha * temperature**2 * kl
                 if hinted:
                     regressed = torch.baddbmm(cohort.regressor[1], hidden, cohort.regressor[0])

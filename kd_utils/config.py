@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import os
 import random
+import stat
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
@@ -42,6 +47,33 @@ def relative_path(path: Path | str) -> str:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+@contextmanager
+def atomic_write(path: Path | str, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
+    """Write `path` all or nothing: yield a temporary file beside it, then flush, fsync and os.replace it over `path`.
+
+    An exception (or a crash) inside the ``with`` block leaves the previous file as it was and no
+    temporary file behind. An existing file keeps its permissions; a new one gets the usual ones
+    (0666 less the umask; ``tempfile.mkstemp`` alone would leave 0600).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write writes a whole file: mode must be 'w' (text) or 'wb' (bytes), got {mode!r}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, mode, encoding=encoding) as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def get_device(prefer: str | None = None) -> torch.device:

@@ -84,12 +84,9 @@ def _copy_from_system(system_dir: Path, raw_dir: Path) -> bool:
             return False
     raw_dir.mkdir(parents=True, exist_ok=True)
     for name, (source, compressed) in sources.items():
-        target = raw_dir / name
-        partial = raw_dir / f".{name}.partial"
         opener = gzip.open if compressed else open
-        with opener(source, "rb") as src, open(partial, "wb") as dst:
+        with opener(source, "rb") as src, config.atomic_write(raw_dir / name) as dst:
             shutil.copyfileobj(src, dst)
-        os.replace(partial, target)
     return True
 
 

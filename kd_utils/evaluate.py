@@ -117,9 +117,9 @@ def fit_temperature(logits: Tensor, labels: Tensor, steps: int = 200) -> float:
     return float(log_temperature.detach().exp())
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Return the number of parameters of a model."""
-    return sum(p.numel() for p in model.parameters())
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Return the number of parameters of a model (with ``trainable_only=True``, those with requires_grad only)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def size_on_disk(model: nn.Module) -> int:

@@ -58,6 +58,26 @@ def soft_targets(logits: Tensor, temperature: float = 1.0) -> Tensor:
     return F.softmax(logits / temperature, dim=-1)
 
 
+def log_soft_targets(logits: Tensor, temperature: float | Tensor) -> Tensor:
+    """Return log softmax(logits / T): the soft targets as log-probabilities, the input of `soft_loss`, unchecked."""
+    return F.log_softmax(logits / temperature, dim=-1)
+
+
+def soft_loss(student_log_probs: Tensor, teacher_log_probs: Tensor, temperature: float | Tensor,
+              scale: bool = True) -> Tensor:
+    """Return T²·KL(teacher ‖ student) of two `log_soft_targets` at T, mean over the batch: the course's one soft term.
+
+    ``kd_loss``, ``distillation_loss``, ``kd.train`` and the cohort all compute their soft term here,
+    without input checks (the public losses check). The teacher's side comes in already softened, so
+    cached logits are softened once per run. Inputs of shape (members, batch, classes) with one
+    temperature per member (a tensor of shape (members,)) give one loss per member. ``scale=False``
+    drops the T² factor.
+    """
+    kl = F.kl_div(student_log_probs, teacher_log_probs, reduction="none", log_target=True)
+    kl = kl.sum(dim=(-2, -1)) / student_log_probs.shape[-2]
+    return kl * temperature**2 if scale else kl
+
+
 def entropy(probabilities: Tensor) -> Tensor:
     """Return the entropy in nats of each row of a probability tensor."""
     return -(probabilities * probabilities.clamp_min(1e-30).log()).sum(dim=-1)
@@ -73,10 +93,8 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     """
     _check_temperature(temperature)
     _check_pair(student_logits, teacher_logits)
-    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
-    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
-    loss = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True)
-    return loss * temperature**2 if scale else loss
+    return soft_loss(log_soft_targets(student_logits, temperature), log_soft_targets(teacher_logits, temperature),
+                     temperature, scale)
 
 
 def distillation_loss(
@@ -98,37 +116,38 @@ def distillation_loss(
         check_labels(labels, student_logits.shape[1], rows=len(student_logits))
     if alpha > 0.0:
         _check_temperature(temperature)
-    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
-    return distillation_loss_from_log_probs(student_logits, labels, teacher_log_probs, temperature, alpha)
+    teacher_log_probs = log_soft_targets(teacher_logits, temperature)
+    return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
 
 
-def distillation_loss_from_log_probs(
+def distillation_terms(
     student_logits: Tensor,
-    labels: Tensor,
     teacher_log_probs: Tensor | None,
+    labels: Tensor,
     temperature: float,
     alpha: float,
     all_labelled: bool = False,
-) -> Tensor:
-    """The arithmetic of `distillation_loss`, given the teacher's log-probabilities at T, without input checks.
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Return the total of `distillation_loss` and its terms ``{"hard": CE, "soft": T²·KL}``, without input checks.
 
-    ``kd.train`` checks its inputs once and softens cached teacher logits once, then calls
-    this on every step, so a distilled step costs little more than a plain one.
-    ``teacher_log_probs=None`` (or α = 0) gives the hard term alone; ``all_labelled=True``
-    promises that no label is -1, which saves the masking.
+    The teacher comes as ``log_soft_targets(teacher_logits, T)``: ``kd.train`` checks its inputs
+    and softens cached teacher logits once, then calls this on every step, so a distilled step
+    costs little more than a plain one. ``teacher_log_probs=None`` (or α = 0) gives the hard term
+    alone, α = 1 the soft term alone; ``all_labelled=True`` promises that no label is -1, which
+    saves the masking.
     """
-    if teacher_log_probs is not None and alpha == 1.0:
-        hard = None
-    elif all_labelled:
-        hard = F.cross_entropy(student_logits, labels)
-    else:  # mean over the labelled images of the batch; 0 when none is labelled
-        total = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
-        hard = total / (labels != IGNORE_LABEL).sum().clamp(min=1)
-    if teacher_log_probs is None or alpha == 0.0:
-        return hard
-    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
-    soft = F.kl_div(student_log_probs, teacher_log_probs, reduction="batchmean", log_target=True) * temperature**2
-    return soft if hard is None else (1.0 - alpha) * hard + alpha * soft
+    terms = {}
+    if teacher_log_probs is None or alpha < 1.0:
+        if all_labelled:
+            terms["hard"] = F.cross_entropy(student_logits, labels)
+        else:  # mean over the labelled images of the batch; 0 when none is labelled
+            total = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
+            terms["hard"] = total / (labels != IGNORE_LABEL).sum().clamp(min=1)
+    if teacher_log_probs is not None and alpha > 0.0:
+        terms["soft"] = soft_loss(log_soft_targets(student_logits, temperature), teacher_log_probs, temperature)
+    if len(terms) == 1:
+        return next(iter(terms.values())), terms
+    return (1.0 - alpha) * terms["hard"] + alpha * terms["soft"], terms
 
 
 def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> None:
@@ -152,7 +171,7 @@ def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Return cross-entropy with the labels, ignoring labels of -1 (0 when none is labelled)."""
     _check_logits(logits)
     check_labels(labels, logits.shape[1], rows=len(logits))
-    return distillation_loss_from_log_probs(logits, labels, None, 1.0, 0.0)
+    return distillation_terms(logits, None, labels, 1.0, 0.0)[0]
 
 
 # ----------------------------------------------------------------------------- feature losses
@@ -282,11 +301,6 @@ class CosineLoss(nn.Module):
         return (1.0 - F.cosine_similarity(student_vector, teacher_vector, dim=1)).mean()
 
 
-def parameter_count(module: nn.Module) -> int:
-    """Return the number of trainable parameters of a module (a regressor, say)."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)
-
-
 __all__ = [
     "IGNORE_LABEL",
     "AttentionTransferLoss",
@@ -298,6 +312,129 @@ __all__ = [
     "feature_mse",
     "hard_loss",
     "kd_loss",
-    "parameter_count",
+    "log_soft_targets",
+    "soft_loss",
     "soft_targets",
 ]
+
+
+# ----------------------------------------------------------------------------- ensembles and decoupled KD (notebook 06)
+
+
+def ensemble_logits(member_logits: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
+    """Return an ensemble's logits, the log of its members' mean probabilities, from each member's logits.
+
+    The same as ``kd.Ensemble(members)(x)`` given every member's logits on ``x``, so members whose
+    logits are already computed need not run again (Hinton et al., 2015, average probabilities).
+    """
+    if not isinstance(member_logits, (list, tuple)) or len(member_logits) == 0:
+        raise ValueError("member_logits must be a non-empty list of (batch, classes) tensors, one per member, "
+                         f"got {type(member_logits).__name__}")
+    for index, logits in enumerate(member_logits):
+        _check_logits(logits, f"member_logits[{index}]")
+        if logits.shape != member_logits[0].shape:
+            raise ValueError(f"member_logits[{index}] has shape {tuple(logits.shape)} but member_logits[0] has "
+                             f"{tuple(member_logits[0].shape)}: every member must score the same images, in the same order")
+    log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits in member_logits])
+    return log_probs.logsumexp(dim=0) - math.log(len(member_logits))
+
+
+def decoupled_kd_from_log_probs(student_log_probs: Tensor, teacher_log_probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """The arithmetic of `decoupled_kd_terms` without T² or input checks: per-image (TCKD, NCKD) KL divergences.
+
+    Takes both sides' log-probabilities at the temperature and the target class of each image; any
+    leading dimensions work (a cohort's (members, batch, classes)). Every log-probability stays in log
+    space: log(1 − p_target) is the logsumexp of the non-target log-probabilities, never log(1 − p),
+    which would be log(0) once p_target rounds to 1.
+    """
+    classes = student_log_probs.shape[-1]
+    target = labels.unsqueeze(-1)
+    # the K − 1 non-target classes of each row, in order: j for j < target, j + 1 from the target on
+    others = torch.arange(classes - 1, device=labels.device).expand(*labels.shape, classes - 1)
+    others = others + (others >= target).long()
+
+    def split(log_probs: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        log_target = log_probs.gather(-1, target).squeeze(-1)
+        non_target = log_probs.gather(-1, others)
+        log_rest = non_target.logsumexp(dim=-1)  # log(1 − p_target)
+        return log_target, log_rest, non_target - log_rest.unsqueeze(-1)  # renormalised over the non-target classes
+
+    student_target, student_rest, student_others = split(student_log_probs)
+    teacher_target, teacher_rest, teacher_others = split(teacher_log_probs)
+    tckd = (teacher_target.exp() * (teacher_target - student_target)
+            + teacher_rest.exp() * (teacher_rest - student_rest))
+    nckd = (teacher_others.exp() * (teacher_others - student_others)).sum(dim=-1)
+    return tckd, nckd
+
+
+def _check_decoupled_inputs(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float) -> None:
+    _check_temperature(temperature)
+    _check_pair(student_logits, teacher_logits)
+    if student_logits.shape[1] < 2:
+        raise ValueError(f"decoupled KD needs at least 2 classes (a target and a non-target one), got "
+                         f"{student_logits.shape[1]}")
+    check_labels(labels, student_logits.shape[1], rows=len(student_logits))
+    if (labels == IGNORE_LABEL).any():
+        raise ValueError(f"decoupled KD needs every image's target class, but {int((labels == IGNORE_LABEL).sum())} "
+                         "labels are -1 (unlabelled); use the teacher's top-1 class for those images, "
+                         "e.g. labels = teacher_logits.argmax(1)")
+
+
+def decoupled_kd_terms(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    temperature: float = 4.0,
+    reduction: str = "mean",
+) -> tuple[Tensor, Tensor]:
+    """Return (TCKD, NCKD), the two parts of the KD loss (Zhao et al., CVPR 2022), each at T and scaled by T².
+
+    With p = softmax(z / T) of the teacher (t) or the student (s) and y the label of the image:
+
+    - TCKD = T² · KL([p^t_y, 1 − p^t_y] ‖ [p^s_y, 1 − p^s_y]): how sure each is of the target class;
+    - NCKD = T² · KL(p̂^t ‖ p̂^s), where p̂_j = p_j / (1 − p_y) for the K − 1 classes j ≠ y: how the
+      rest of the probability is shared among the wrong classes.
+
+    Per image, ``kd_loss = TCKD + (1 − p^t_y) · NCKD`` exactly (the paper's eq. 3, with the same T² on
+    both sides): KD weights NCKD by the teacher's non-target mass, small where the teacher is sure.
+    ``reduction="mean"`` averages over the batch, as ``kd_loss`` does; ``"none"`` returns one value per
+    image. The identity holds for batch means only with the weight inside the mean:
+    ``kd_loss = mean(TCKD_i + (1 − p^t_{y,i}) · NCKD_i)``, not ``mean(TCKD) + mean(1 − p^t_y) · mean(NCKD)``.
+    """
+    _check_decoupled_inputs(student_logits, teacher_logits, labels, temperature)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
+    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
+    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
+    tckd, nckd = decoupled_kd_from_log_probs(student_log_probs, teacher_log_probs, labels)
+    tckd, nckd = tckd * temperature**2, nckd * temperature**2
+    return (tckd.mean(), nckd.mean()) if reduction == "mean" else (tckd, nckd)
+
+
+def dkd_loss(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    labels: Tensor,
+    alpha: float = 1.0,
+    beta: float = 8.0,
+    temperature: float = 4.0,
+) -> Tensor:
+    """Return the decoupled KD loss α·TCKD + β·NCKD (Zhao et al., CVPR 2022), mean over the batch.
+
+    As in the paper (and mdistiller's ``dkd_loss``), this is the distillation term only: train with
+    ``CE + dkd_loss``. Its defaults are the paper's CIFAR-100 setting (α = 1, β = 8, T = 4). α = 1,
+    β = 1 − p^t_y per image would give back the KD loss; β > 1 frees NCKD from that weight. Note that
+    this α weights TCKD: it is not the course's α, the share of the soft term in ``distillation_loss``.
+    """
+    for name, weight in (("alpha", alpha), ("beta", beta)):
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            raise TypeError(f"{name} (the weight of {'TCKD' if name == 'alpha' else 'NCKD'}) must be a number, "
+                            f"got {type(weight).__name__}")
+        if not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"{name} (the weight of {'TCKD' if name == 'alpha' else 'NCKD'}) must be finite and >= 0, "
+                             f"got {weight}; the paper uses alpha = 1 and beta = 1 to 10")
+    tckd, nckd = decoupled_kd_terms(student_logits, teacher_logits, labels, temperature)
+    return alpha * tckd + beta * nckd
+
+
+__all__ += ["decoupled_kd_terms", "dkd_loss", "ensemble_logits"]

@@ -59,14 +59,21 @@ def plot_class_grid(images: Tensor, labels: Tensor, per_class: int = 8, class_na
     return figure
 
 
-def plot_history(histories, title: str = "Training curves"):
-    """Plot training loss and train/validation accuracy per epoch for one History or several."""
+def plot_history(histories, title: str = "Training curves", terms: bool = False):
+    """Plot training loss and train/validation accuracy per epoch for one History or several.
+
+    ``terms=True`` adds each term of the loss (hard, soft, every feature term, unweighted) as a
+    dashed line beside the total, so the hard and soft terms can be seen to move.
+    """
     histories = histories if isinstance(histories, (list, tuple)) else [histories]
     figure, (loss_axis, accuracy_axis) = plt.subplots(1, 2, figsize=(13, 4.5))
     for index, history in enumerate(histories):
         color = f"C{index}"
         epochs = history.column("epoch")
-        loss_axis.plot(epochs, history.column("loss"), "o-", color=color, label=history.name)
+        loss_axis.plot(epochs, history.column("loss"), "o-", color=color, label=history.name + (" (total)" if terms else ""))
+        for number, (term, values) in enumerate(history.terms.items() if terms else []):  # one colour per term if one run
+            loss_axis.plot(epochs, values, ["s--", "^:", "v-.", "D--", "x:"][number % 5], alpha=0.8,
+                           color=color if len(histories) > 1 else f"C{number + 1}", label=f"{history.name}: {term}")
         accuracy_axis.plot(epochs, [100 * a for a in history.column("train_accuracy")], "o--", color=color, alpha=0.6,
                            label=f"{history.name} (train)")
         accuracy_axis.plot(epochs, [100 * a for a in history.column("val_accuracy")], "o-", color=color,

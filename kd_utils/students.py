@@ -21,7 +21,7 @@ from .evaluate import accuracy, predict_logits
 from .losses import AttentionTransferLoss, CosineLoss, HintLoss
 from .models import build_model
 from .recipes import load_teacher_ensemble
-from .train import FeatureTerm, cache_teacher_logits, train, train_fitnets
+from .train import FeatureDistillation, FeatureTerm, LogitDistillation, train, train_fitnets
 
 # Notebook 03's full-label regime, chosen on the validation split by experiments/search_full_label_kd.py
 # (results: experiments/results/full_label_search.csv); notebook 03 asserts that this is what the search chose.
@@ -100,10 +100,10 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
         if feature.get("two_stage"):
             train_fitnets(model, teacher, train_x, train_y, term, hint_epochs=feature["hint_epochs"], **distill, **kwargs)
         else:
-            train(model, train_x, train_y, teacher=teacher, feature_terms=[term], **distill, **kwargs)
+            train(model, train_x, train_y, objective=FeatureDistillation(teacher, [term], **distill), **kwargs)
     elif distill is not None:
-        teacher_logits = cache_teacher_logits(teacher, train_x)
-        train(model, train_x, train_y, teacher_logits=teacher_logits, **distill, **kwargs)
+        objective = LogitDistillation(teacher_logits=predict_logits(teacher, train_x), **distill)
+        train(model, train_x, train_y, objective=objective, **kwargs)
     else:
         train(model, train_x, train_y, **kwargs)
     metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe, "seed": seed,

@@ -12,9 +12,7 @@ there is none. Output is deterministic: the same checkpoint gives the same pixel
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -244,24 +242,16 @@ def _path_crosses(points: Sequence[Point], box: Box, samples: int = 200) -> bool
 
 
 def save_figure(figure: Figure, path: Path | str) -> Path:
-    """Write the figure as PNG atomically (temporary file, then rename) and close it; return the path.
+    """Write the figure as PNG atomically (``kd.atomic_write``) and close it; return the path.
 
     PNG metadata is stripped of the matplotlib version, so equal drawings give equal files.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
     try:
-        with os.fdopen(handle, "wb") as file:
+        with kd.atomic_write(path) as file:
             figure.savefig(file, format="png", dpi=DPI, facecolor="white", metadata={"Software": None})
-        os.chmod(temporary, 0o644)  # mkstemp creates 0600; images are for everyone to read
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     finally:
         plt.close(figure)
-    return path
+    return Path(path)
 
 
 def _thousands(count: int) -> str:

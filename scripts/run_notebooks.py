@@ -21,6 +21,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert.preprocessors import CoalesceStreamsPreprocessor
 
+from kd_utils.config import atomic_write
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TIMINGS = NOTEBOOKS / "timings.json"
@@ -47,9 +49,8 @@ def execute(path: Path, timeout: int, save: bool = True) -> float:
         return seconds
     # one stream output per cell, and a progress bar's carriage-return updates reduced to its last state
     notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
-    temporary = path.with_suffix(".ipynb.tmp")
-    nbformat.write(notebook, temporary)
-    os.replace(temporary, path)
+    with atomic_write(path, "w", encoding="utf-8") as file:
+        nbformat.write(notebook, file)
     return seconds
 
 
@@ -80,7 +81,8 @@ def main() -> int:
         total += seconds
         print(f"    {seconds:6.1f} s", flush=True)
         timings.setdefault(mode, {})[path.stem] = round(seconds, 1)
-        TIMINGS.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
+        with atomic_write(TIMINGS, "w", encoding="utf-8") as file:
+            file.write(json.dumps(timings, indent=2, sort_keys=True) + "\n")
     print(f"==> {len(paths)} notebooks in {total / 60:.1f} minutes ({mode} mode)")
     return 0
 

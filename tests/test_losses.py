@@ -94,7 +94,7 @@ def test_hint_regressor_makes_mismatched_shapes_match():
     assert hint.regress(student, (7, 7)).shape == teacher.shape
     assert hint.regress(torch.randn(2, 16, 3, 3), (7, 7)).shape == teacher.shape
     assert torch.isfinite(hint(student, teacher))
-    assert kd.parameter_count(hint) == 16 * 48 + 2 * 48
+    assert kd.count_parameters(hint, trainable_only=True) == 16 * 48 + 2 * 48
 
 
 def test_attention_transfer_loss_is_zero_for_identical_feature_maps():

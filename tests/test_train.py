@@ -24,7 +24,7 @@ def test_history_records_loss_accuracies_and_seconds_per_epoch(data):
     history = kd.train(kd.StudentMLP(), x, y, val=(data.val_x, data.val_y), epochs=2, progress=False, verbose=False)
     assert [record["epoch"] for record in history.epochs] == [1, 2]
     for record in history.epochs:
-        assert set(record) == {"epoch", "loss", "train_accuracy", "val_accuracy", "seconds"}
+        assert set(record) == {"epoch", "loss", "train_accuracy", "val_accuracy", "seconds", "loss:hard"}
         assert 0 <= record["val_accuracy"] <= 1 and record["seconds"] > 0
     assert "examples/s" in history.summary()
 
@@ -51,7 +51,7 @@ def test_distilling_from_cached_logits_equals_distilling_from_the_live_teacher(d
     x, y = _small(data, 256)
     kd.set_seed(0)
     teacher = kd.StudentCNN(width=4).eval()
-    cached = kd.cache_teacher_logits(teacher, x)
+    cached = kd.predict_logits(teacher, x)
     results = []
     for source in ({"teacher": teacher}, {"teacher_logits": cached}):
         kd.set_seed(1)
@@ -167,7 +167,7 @@ def test_the_training_steps_loss_equals_the_distillation_loss_in_value_and_gradi
     expected.backward()
     fast = logits.clone().requires_grad_()
     teacher_log_probs = torch.log_softmax(teacher_logits / temperature, dim=-1)
-    value = kd.losses.distillation_loss_from_log_probs(fast, labels, teacher_log_probs, temperature, alpha, all_labelled)
+    value, _ = kd.losses.distillation_terms(fast, teacher_log_probs, labels, temperature, alpha, all_labelled)
     value.backward()
     assert torch.allclose(value, expected, atol=1e-12)
     assert torch.allclose(fast.grad, reference.grad, atol=1e-12)
@@ -180,10 +180,10 @@ def test_plain_training_steps_loss_is_the_cross_entropy_of_the_labelled_images()
     labels = torch.tensor([0, 1, -1, 3, -1, 5, 6, 7])
     labelled = labels != kd.IGNORE_LABEL
     expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled])
-    assert torch.allclose(kd.losses.distillation_loss_from_log_probs(logits, labels, None, 4.0, 0.5), expected)
+    assert torch.allclose(kd.losses.distillation_terms(logits, None, labels, 4.0, 0.5)[0], expected)
     assert torch.allclose(kd.hard_loss(logits, labels), expected)
     nobody = torch.full((8,), kd.IGNORE_LABEL)
-    assert kd.losses.distillation_loss_from_log_probs(logits, nobody, None, 4.0, 0.5).item() == 0.0
+    assert kd.losses.distillation_terms(logits, None, nobody, 4.0, 0.5)[0].item() == 0.0
 
 
 def test_labels_outside_the_classes_are_rejected_before_training(data):

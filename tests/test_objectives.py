@@ -1,0 +1,229 @@
+"""Issue 12: one soft-loss primitive, objectives passed to kd.train, per-term History, one counter, one atomic write."""
+
+from __future__ import annotations
+
+import math
+import os
+import stat
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import kd_utils as kd  # noqa: E402
+
+# Final loss and sum of |weights| after one epoch on 128 smoke images, computed with kd_utils as it was
+# before issue 12 split train() (commit 6f5f844, 1 thread): the refactor must train the same students.
+GOLDEN = {
+    "plain": (2.1977031230926514, 477.45317471027374),
+    "cached_kd": (0.7216517925262451, 477.18666726350784),
+    "live_kd": (1.1937992572784424, 140.46706564445049),
+    "hint": (2.3289873600006104, 140.05293838307261),
+    "cohort_kd": (math.nan, 477.18666726350784),
+}
+
+
+@pytest.fixture(scope="module")
+def small(data):
+    x, y = data.train_x[:128], data.train_y[:128]
+    kd.set_seed(5)
+    teacher = kd.TeacherCNN(width=8, hidden=32).eval()
+    return x, y, teacher, kd.predict_logits(teacher, x) * 4
+
+
+def _train(model, x, y, **settings):
+    return kd.train(model, x, y, epochs=1, batch_size=64, seed=1, progress=False, verbose=False, device="cpu", **settings)
+
+
+def _mlp():
+    kd.set_seed(1)
+    return kd.StudentMLP(hidden=32)
+
+
+def _cnn():
+    kd.set_seed(1)
+    return kd.StudentCNN(width=4)
+
+
+def _abs_sum(model) -> float:
+    return sum(p.abs().sum().item() for p in model.parameters())
+
+
+def test_the_old_keywords_train_the_same_students_as_before_the_split(small):
+    x, y, teacher, cached = small
+    runs = {
+        "plain": (_mlp, {}),
+        "cached_kd": (_mlp, {"teacher_logits": cached, "temperature": 3.0, "alpha": 0.7}),
+        "live_kd": (_cnn, {"teacher": teacher, "temperature": 2.0, "alpha": 0.5}),
+        "hint": (_cnn, {"teacher": teacher, "temperature": 2.0, "alpha": 0.9,
+                        "feature_terms": [kd.FeatureTerm(kd.HintLoss(8, 16), "block2", "block2", 2.0)]}),
+    }
+    for name, (make, settings) in runs.items():
+        model = make()
+        history = _train(model, x, y, **settings)
+        assert (history.final["loss"], _abs_sum(model)) == pytest.approx(GOLDEN[name], rel=1e-5), name
+    cohort = kd.MLPCohort(32, [1])
+    kd.train_cohort(cohort, x, y, [kd.Objective(alpha=0.7, temperature=3.0)], teacher_logits=cached, epochs=1,
+                    batch_size=64, progress=False)
+    assert _abs_sum(cohort.member(0)) == pytest.approx(GOLDEN["cohort_kd"][1], rel=1e-5)
+
+
+def test_an_objective_passed_in_trains_bitwise_like_the_keywords_it_replaces(small):
+    x, y, teacher, cached = small
+    term = kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1", 3.0)
+    pairs = [
+        (_mlp, {"teacher_logits": cached, "temperature": 3.0, "alpha": 0.3},
+         kd.LogitDistillation(teacher_logits=cached, temperature=3.0, alpha=0.3)),
+        (_cnn, {"teacher": teacher, "feature_terms": [term], "temperature": 2.0, "alpha": 0.6},
+         kd.FeatureDistillation(teacher, [term], temperature=2.0, alpha=0.6)),
+    ]
+    for make, keywords, objective in pairs:
+        by_keywords, by_objective = make(), make()
+        _train(by_keywords, x, y, **keywords)
+        _train(by_objective, x, y, objective=objective)
+        for a, b in zip(by_keywords.state_dict().values(), by_objective.state_dict().values()):
+            assert torch.equal(a, b)
+
+
+def test_soft_loss_gives_each_member_the_soft_loss_at_its_own_temperature():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = (3 * torch.randn(3, 8, 10, generator=generator) for _ in range(2))
+    temperatures = torch.tensor([1.0, 2.0, 5.0])
+    each = kd.soft_loss(kd.log_soft_targets(student, temperatures[:, None, None]),
+                        kd.log_soft_targets(teacher, temperatures[:, None, None]), temperatures)
+    assert each.shape == (3,)
+    for member, temperature in enumerate(temperatures.tolist()):
+        assert each[member].item() == pytest.approx(kd.kd_loss(student[member], teacher[member], temperature).item(), rel=1e-6)
+
+
+def test_every_soft_term_is_computed_by_soft_loss(small, monkeypatch):
+    x, y, teacher, cached = small
+    calls = []
+    real = kd.losses.soft_loss
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].dim())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(kd.losses, "soft_loss", spy)
+    monkeypatch.setattr(kd.cohort, "soft_loss", spy)
+    logits = torch.randn(4, 10)
+    paths = {
+        "kd_loss": lambda: kd.kd_loss(logits, logits.flip(0)),
+        "distillation_loss": lambda: kd.distillation_loss(logits, logits.flip(0), torch.arange(4)),
+        "train, cached logits": lambda: _train(_mlp(), x[:64], y[:64], teacher_logits=cached[:64]),
+        "train, live teacher": lambda: _train(_cnn(), x[:64], y[:64], teacher=teacher),
+        "train, features": lambda: _train(_cnn(), x[:64], y[:64], teacher=teacher, feature_terms=[
+            kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1")]),
+        "cohort": lambda: kd.train_cohort(kd.MLPCohort(8, [0]), x[:64], y[:64], [kd.Objective(alpha=0.5)],
+                                          teacher_logits=cached[:64], epochs=1, progress=False),
+    }
+    for path, run in paths.items():
+        calls.clear()
+        run()
+        assert calls, f"{path} computed its soft term without kd.soft_loss"
+
+
+def test_history_keeps_each_loss_term_per_epoch_and_they_add_up_to_the_total(small):
+    x, y, teacher, cached = small
+    history = kd.train(_mlp(), x, y, teacher_logits=cached, temperature=3.0, alpha=0.25, epochs=2, batch_size=64,
+                       progress=False, verbose=False)
+    assert list(history.terms) == ["hard", "soft"]
+    for epoch, record in enumerate(history.epochs):
+        assert record["loss"] == pytest.approx(0.75 * history.terms["hard"][epoch] + 0.25 * history.terms["soft"][epoch],
+                                               rel=1e-5)
+    assert "hard" in history.summary() and "soft" in history.summary()
+    plain = kd.train(_mlp(), x, y, epochs=1, progress=False, verbose=False)
+    assert plain.terms == {"hard": plain.column("loss")}
+    hint = kd.FeatureTerm(kd.HintLoss(8, 16), "block2", "block2", 2.0)
+    featured = _train(_cnn(), x, y, teacher=teacher, alpha=1.0, feature_terms=[hint])
+    assert list(featured.terms) == ["soft", "hint block2"]
+    total = featured.terms["soft"][0] + 2.0 * featured.terms["hint block2"][0]
+    assert featured.final["loss"] == pytest.approx(total, rel=1e-5)
+
+
+def test_plot_history_draws_one_line_per_term_when_asked(small):
+    x, y, _, cached = small
+    history = _train(_mlp(), x, y, teacher_logits=cached)
+    figure = kd.plot_history(history, terms=True)
+    labels = [line.get_label() for line in figure.axes[0].get_lines()]
+    assert labels == ["StudentMLP (total)", "StudentMLP: hard", "StudentMLP: soft"]
+    assert len(kd.plot_history(history).axes[0].get_lines()) == 1
+
+
+def test_optimizer_and_schedule_can_be_chosen(small):
+    x, y, _, _ = small
+    default, explicit, sgd = _mlp(), _mlp(), _mlp()
+    _train(default, x, y)
+    steps = []
+    _train(explicit, x, y, optimizer=lambda parameters: torch.optim.AdamW(parameters, lr=3e-3, weight_decay=1e-4),
+           schedule=lambda optimizer, total: steps.append(total) or torch.optim.lr_scheduler.OneCycleLR(
+               optimizer, max_lr=3e-3, total_steps=total))
+    assert steps == [2]  # 128 images in batches of 64, one epoch
+    assert all(torch.equal(a, b) for a, b in zip(default.parameters(), explicit.parameters()))
+    built, adamw = [], _mlp()
+
+    def constant(optimizer, total):
+        return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0)
+
+    _train(adamw, x, y, schedule=constant)
+    _train(sgd, x, y, optimizer=lambda parameters: built.append(len(parameters)) or torch.optim.SGD(parameters, lr=0.1),
+           schedule=constant)
+    assert built == [len(list(sgd.parameters()))]
+    assert not torch.equal(adamw.classifier.weight, sgd.classifier.weight)
+
+
+def test_an_objective_can_be_a_plain_function(small):
+    x, y, _, _ = small
+
+    def label_smoothing(model, images, labels, index):
+        logits = model(images)
+        loss = torch.nn.functional.cross_entropy(logits, labels, label_smoothing=0.1)
+        return logits, loss, {"smoothed CE": loss}
+
+    history = _train(_mlp(), x, y, objective=label_smoothing)
+    assert history.terms == {"smoothed CE": history.column("loss")}
+
+
+def test_train_refuses_an_objective_together_with_the_keywords_it_replaces(small):
+    x, y, teacher, _ = small
+    with pytest.raises(ValueError, match="to the objective"):
+        _train(_mlp(), x, y, objective=kd.PlainTraining(), temperature=2.0)
+    with pytest.raises(ValueError, match="live teacher or cached teacher_logits"):
+        kd.LogitDistillation()
+    with pytest.raises(ValueError, match="live teacher"):
+        kd.FeatureDistillation(None, [kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1")])
+    with pytest.raises(ValueError, match="alpha must be in"):
+        kd.LogitDistillation(teacher, alpha=1.5)
+
+
+def test_count_parameters_can_leave_out_frozen_ones_and_the_old_names_are_gone():
+    model = kd.StudentMLP(hidden=16)
+    model.hidden[1].requires_grad_(False)
+    frozen = sum(p.numel() for p in model.hidden[1].parameters())
+    assert kd.count_parameters(model) - kd.count_parameters(model, trainable_only=True) == frozen == 784 * 16 + 16
+    assert not hasattr(kd, "parameter_count") and not hasattr(kd, "cache_teacher_logits"), "one name per idea"
+
+
+def test_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
+    path = tmp_path / "sub" / "table.csv"
+    with kd.atomic_write(path, "w") as file:
+        file.write("first\n")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.read_text() == "first\n" and stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    path.chmod(0o600)
+    with pytest.raises(RuntimeError):
+        with kd.atomic_write(path, "w") as file:
+            file.write("half")
+            raise RuntimeError("crash mid-write")
+    assert path.read_text() == "first\n" and os.listdir(path.parent) == ["table.csv"]
+    with kd.atomic_write(path) as file:
+        file.write(b"second\n")
+    assert path.read_bytes() == b"second\n" and stat.S_IMODE(path.stat().st_mode) == 0o600
+    with pytest.raises(ValueError, match="mode must be"):
+        with kd.atomic_write(path, "a"):
+            pass
