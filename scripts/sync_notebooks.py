@@ -22,6 +22,8 @@ from pathlib import Path
 
 import nbformat
 
+from kd_utils.config import atomic_write
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 IMAGES = ROOT / "images"
@@ -42,7 +44,7 @@ if importlib.util.find_spec("kd_utils") is None:
     steps = [] if os.path.isdir(project) else [["git", "clone", "--depth", "1", REPOSITORY, project]]
     # --no-deps keeps the host's torch and torchvision; only packages the host lacks are added.
     steps.append([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "-e", project])
-    missing = [name for name in ("torch", "torchvision", "tqdm", "matplotlib", "ipywidgets")
+    missing = [name for name in ("torch", "torchvision", "tqdm", "matplotlib", "ipywidgets", "onnx", "onnxruntime", "onnxscript")
                if importlib.util.find_spec(name) is None]
     steps += [[sys.executable, "-m", "pip", "install", "--quiet", *missing]] if missing else []
     for step in steps:
@@ -129,9 +131,8 @@ def sync_notebook(path: Path) -> bool:
     after = nbformat.writes(notebook)
     if after != before:
         nbformat.validate(notebook)
-        temporary = path.with_suffix(".ipynb.tmp")
-        temporary.write_text(after + "\n" if not after.endswith("\n") else after)
-        temporary.replace(path)
+        with atomic_write(path, "w", encoding="utf-8") as file:
+            file.write(after + "\n" if not after.endswith("\n") else after)
     return after != before
 
 
@@ -140,7 +141,8 @@ def main() -> None:
     readme = ROOT / "README.md"
     text = readme.read_text()
     if with_badges(text, prefix="notebooks/") != text:
-        readme.write_text(with_badges(text, prefix="notebooks/"))
+        with atomic_write(readme, "w", encoding="utf-8") as file:
+            file.write(with_badges(text, prefix="notebooks/"))
         changed.append("README.md")
     print("in step already" if not changed else "updated: " + ", ".join(changed))
 
