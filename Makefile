@@ -20,7 +20,7 @@ images: setup  ## redraw the diagrams in images/
 	$(PY) scripts/draw_images.py
 	$(PY) scripts/sync_notebooks.py
 
-slides: setup  ## export every notebook as a reveal.js slide deck into slides/
+slides: setup  ## export every notebook as a reveal.js deck into slides/, starting offline (scripts and MathJax in slides/lib)
 	$(PY) scripts/build_slides.py
 
 bench: setup  ## the data-path and distillation-speed benchmarks

@@ -1,8 +1,10 @@
-"""Tag every notebook's cells for reveal.js and export each notebook as a slide deck into slides/.
+"""Tag every notebook's cells for reveal.js and export each notebook as a slide deck that starts offline.
 
     python scripts/build_slides.py                 # tag untagged cells, then export (what `make slides` does)
     python scripts/build_slides.py --tag-only      # only write the slide metadata into the notebooks
     python scripts/build_slides.py --retag         # recompute every cell's tag, also ones set by hand
+    python scripts/build_slides.py --no-tag        # export only, leaving the notebooks untouched
+    python scripts/build_slides.py --install-assets  # only fetch reveal.js, require.js, MathJax... (what set-up does)
     python scripts/build_slides.py notebooks/03_distillation_loss.ipynb
 
 The rule, for a cell without ``metadata.slideshow.slide_type``:
@@ -19,19 +21,29 @@ The rule, for a cell without ``metadata.slideshow.slide_type``:
 A tag someone set by hand is kept (``--retag`` overrides). Notebooks are rewritten atomically
 and only when a tag changed; stored outputs are kept as they are. The export does not execute
 anything: the decks show the outputs stored by the last full run, so run `make run` first.
-Decks load reveal.js from its CDN; for a projector without internet pass ``--reveal-prefix``
-with the path or URL of a local copy of reveal.js (4.x, the version nbconvert's template loads).
+
+Offline: nbconvert's reveal template loads reveal.js, require.js, jQuery, MathJax, Mermaid and the
+widget renderer from CDNs, so a deck opened without internet stays one long page ("require is not
+defined", raw LaTeX). Here every one of them comes from ``lib/`` beside the decks: set-up fetches
+pinned npm packages into ``slides/lib/`` once (``--install-assets``; `npm pack`, no node_modules
+tree), and an export into another folder copies that folder next to its decks. The Mermaid import
+is dropped (no notebook draws Mermaid diagrams) and markdown images are embedded, so the folder of
+decks is all an instructor needs: open ``slides/03_distillation_loss.slides.html`` from a USB stick.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import nbformat
@@ -41,6 +53,42 @@ NOTEBOOKS = ROOT / "notebooks"
 SLIDES = ROOT / "slides"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 STARTS = {"slide", "subslide"}
+LIB = "lib"  # the assets' folder inside a folder of decks; decks refer to it by this relative path
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One npm package a deck loads, and the paths inside it that the deck needs."""
+
+    name: str  # the folder under lib/
+    spec: str  # what `npm pack` fetches, pinned
+    keep: tuple[str, ...]  # files or folders of the package to install (the rest is source, tests, maps)
+    entry: str  # the file the deck loads, relative to the asset's folder
+
+
+ASSETS = (
+    # reveal.js 4.x: the API nbconvert's template calls (Reveal.initialize, the notes plugin) is 4.x's.
+    Asset("reveal.js", "reveal.js@4.6.1",
+          ("package.json", "LICENSE", "dist/reveal.js", "dist/reveal.css", "dist/theme", "plugin/notes"),
+          "dist/reveal.js"),
+    Asset("require.js", "requirejs@2.3.8", ("package.json", "require.js"), "require.js"),
+    Asset("jquery", "jquery@3.7.1", ("package.json", "LICENSE.txt", "dist/jquery.min.js"), "dist/jquery.min.js"),
+    # MathJax 2, not 3: the template calls MathJax.Hub (the 2.x API). CommonHTML output with the TeX fonts only.
+    Asset("mathjax", "mathjax@2.7.9",
+          ("package.json", "LICENSE", "MathJax.js", "config/TeX-AMS_CHTML-full.js", "config/Safe.js", "config/local",
+           "extensions", "jax/element", "jax/input", "jax/output/CommonHTML", "jax/output/PreviewHTML",
+           "fonts/HTML-CSS/TeX/woff", "localization"),
+          "MathJax.js"),
+    # Renders the widget state a notebook stores (02's temperature slider) as static widgets.
+    Asset("html-manager", "@jupyter-widgets/html-manager@1.0.15",
+          ("package.json", "dist/embed-amd.js", "dist/*.woff", "dist/*.woff2", "dist/*.ttf", "dist/*.eot", "dist/*.svg"),
+          "dist/embed-amd.js"),
+)
+STAMP = ".kd-asset.json"  # written last into each installed asset: what was installed
+
+
+class AssetError(RuntimeError):
+    """The offline slide assets are missing and could not be fetched."""
 
 
 def heading_level(source: str) -> int:
@@ -131,27 +179,203 @@ def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
     return sorted(p for p in folder.glob("*.ipynb") if not p.name.startswith("."))
 
 
-def jupyter_command() -> list[str]:
-    """Return the command that runs `jupyter nbconvert` from this interpreter's environment."""
-    jupyter = Path(sys.executable).with_name("jupyter")
-    if jupyter.exists():
-        return [str(jupyter), "nbconvert"]
-    found = shutil.which("jupyter")
-    return [found, "nbconvert"] if found else [sys.executable, "-m", "nbconvert"]
+def expected_slide_count(notebook) -> int:
+    """Return how many slides reveal.js counts in the deck of a notebook (its slide counter's total).
+
+    nbconvert opens a horizontal <section> per 'slide' cell and a vertical <section> inside it per
+    'slide' or 'subslide' cell, and reveal.js counts the innermost sections (Reveal.getTotalSlides()),
+    so every slide and subslide cell is one slide. nbconvert also turns the first cell that is neither
+    'notes' nor 'skip' into a slide whatever its tag, which adds one when that cell was not a start.
+    """
+    tags = [existing_slide_type(cell) or "-" for cell in notebook.cells]
+    first = next((tag for tag in tags if tag not in {"notes", "skip"}), None)
+    if first is None:
+        return 0
+    return sum(tag in STARTS for tag in tags) + (first not in STARTS)
 
 
-def export_slides(paths: Sequence[Path], output_dir: Path, reveal_prefix: str | None = None) -> list[Path]:
-    """Export notebooks as reveal.js decks with `jupyter nbconvert --to slides` (no execution); return the HTML paths."""
+# ----------------------------------------------------------------------------- offline assets
+
+
+def asset_stamp(asset: Asset) -> dict:
+    """Return what an installed asset's stamp file records (a change of version or of kept files reinstalls it)."""
+    return {"spec": asset.spec, "keep": list(asset.keep)}
+
+
+def _installed(folder: Path, asset: Asset) -> bool:
+    try:
+        recorded = json.loads((folder / asset.name / STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return recorded == asset_stamp(asset)
+
+
+def missing_assets(folder: Path = SLIDES / LIB) -> list[Asset]:
+    """Return the assets not installed (or installed at another version) in `folder`."""
+    return [asset for asset in ASSETS if not _installed(folder, asset)]
+
+
+def _kept(relative: str, keep: Iterable[str]) -> bool:
+    return any(relative == k or relative.startswith(k + "/") or ("*" in k and fnmatchcase(relative, k)) for k in keep)
+
+
+def _unpack(tarball: Path, asset: Asset, destination: Path) -> int:
+    """Extract the kept files of an npm tarball (rooted at package/) into `destination`; return how many."""
+    count, matched = 0, set()
+    with tarfile.open(tarball, "r:gz") as archive:
+        for member in archive:
+            relative = member.name.removeprefix("package/")
+            if not member.isfile() or relative == member.name or ".." in Path(relative).parts:
+                continue
+            if not _kept(relative, asset.keep):
+                continue
+            matched.update(k for k in asset.keep if _kept(relative, [k]))
+            target = destination / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with archive.extractfile(member) as source, open(target, "wb") as file:
+                shutil.copyfileobj(source, file)
+            count += 1
+    unmatched = sorted(set(asset.keep) - matched)
+    if unmatched:
+        raise AssetError(f"{asset.spec} has no {', '.join(unmatched)}: update ASSETS in scripts/build_slides.py")
+    return count
+
+
+def install_assets(folder: Path = SLIDES / LIB, npm: str | None = None) -> list[str]:
+    """Fetch the missing slide assets with `npm pack` into `folder`; return the specs installed (none when up to date)."""
+    missing = missing_assets(folder)
+    if not missing:
+        return []
+    npm = npm or shutil.which("npm")
+    if not npm:
+        raise AssetError("the offline slide assets (reveal.js, MathJax, ...) come from the npm registry but `npm` was "
+                         "not found: install it (`apt-get install npm` or Node.js) and run `make setup` again")
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".assets-", dir=folder) as temporary:
+        result = subprocess.run([npm, "pack", "--silent", "--pack-destination", temporary, *(a.spec for a in missing)],
+                                capture_output=True, text=True, timeout=600)
+        tarballs = result.stdout.split()
+        if result.returncode != 0 or len(tarballs) != len(missing):
+            reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise AssetError(f"`npm pack` could not fetch {', '.join(a.spec for a in missing)} ({reason}): "
+                             "run `make setup` where the npm registry can be reached, then `make slides` works offline")
+        for asset, tarball in zip(missing, tarballs):
+            staging = Path(temporary) / asset.name
+            _unpack(Path(temporary) / tarball, asset, staging)
+            (staging / STAMP).write_text(json.dumps(asset_stamp(asset)), encoding="utf-8")
+            shutil.rmtree(folder / asset.name, ignore_errors=True)
+            os.replace(staging, folder / asset.name)
+    return [asset.spec for asset in missing]
+
+
+def _provide_assets(output_dir: Path, source: Path, link: bool) -> None:
+    """Make `output_dir/lib` hold the assets: install them into `source`, then copy (or link) them over."""
+    install_assets(source)
+    target = output_dir / LIB
+    if target.resolve() == source.resolve() or not missing_assets(target):
+        return
+    if target.is_symlink() or target.is_file():
+        target.unlink()
+    else:
+        shutil.rmtree(target, ignore_errors=True)
+    if link:
+        target.symlink_to(source.resolve(), target_is_directory=True)
+    else:
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns(".assets-*"))
+
+
+# ----------------------------------------------------------------------------- export
+
+# nbconvert's reveal template, with four changes: no Mermaid import (the one CDN load it offers no setting
+# for; no notebook draws Mermaid diagrams); MathJax's line breaking loaded at start-up; headings keep their
+# case; and a slide taller than the screen is made scrollable also on the slide a deck opens with (the
+# template does it only on 'slidechanged', so the title slide was cut off).
+OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_js_mathjax -%}
+{{ super() }}
+<script type="text/x-mathjax-config">
+// Load the line-breaking code up front: autoloaded while slides change, MathJax 2 may show
+// "[Math Processing Error]" (CommonHTML can't autoload file 'multiline') in place of a long formula.
+MathJax.Hub.Register.StartupHook("CommonHTML Jax Ready", function () {
+  MathJax.Ajax.Require("[MathJax]/jax/output/CommonHTML/autoload/multiline.js");
+});
+</script>
+{%- endblock html_head_js_mathjax -%}
+{%- block html_head_css -%}
+{{ super() }}
+<style>
+/* the white theme capitalises headings, which turns "α convention" into "Α CONVENTION" */
+.reveal .slides h1, .reveal .slides h2, .reveal .slides h3, .reveal .slides h4 { text-transform: none; }
+</style>
+{%- endblock html_head_css -%}
+{%- block footer_js -%}
+{{ super() }}
+{%- if resources.reveal.scroll %}
+<script>
+require(["{{ resources.reveal.url_prefix }}/dist/reveal.js"], function (Reveal) {
+  function scrollTallSlides() {
+    var limit = $('.reveal').height() * 0.95;
+    $('section.present').find('section')
+      .filter(function () { return $(this).height() > limit; })
+      .css('height', 'calc(95vh)').css('overflow-y', 'scroll').css('margin-top', '20px');
+  }
+  if (Reveal.isReady()) { scrollTallSlides(); } else { Reveal.on('ready', scrollTallSlides); }
+});
+</script>
+{%- endif %}
+{%- endblock footer_js -%}
+"""
+
+
+def asset_url(name: str, lib: str = LIB) -> str:
+    """Return the URL, relative to a deck, of an asset's entry file (e.g. `lib/mathjax/MathJax.js`)."""
+    asset = next((a for a in ASSETS if a.name == name), None)
+    if asset is None:
+        raise KeyError(f"no slide asset named {name!r}; the assets are {', '.join(a.name for a in ASSETS)}")
+    return f"{lib}/{asset.name}/{asset.entry}"
+
+
+def slides_exporter(reveal_prefix: str | None = None):
+    """Return nbconvert's SlidesExporter set to load every script from lib/ beside the deck."""
+    from jinja2 import DictLoader
+    from nbconvert import SlidesExporter
+    from traitlets.config import Config
+
+    config = Config()
+    exporter_config = config.SlidesExporter
+    exporter_config.reveal_url_prefix = reveal_prefix or f"{LIB}/reveal.js"
+    exporter_config.require_js_url = asset_url("require.js")
+    exporter_config.jquery_url = asset_url("jquery")
+    exporter_config.mathjax_url = asset_url("mathjax") + "?config=TeX-AMS_CHTML-full,Safe"
+    exporter_config.widget_renderer_url = asset_url("html-manager")
+    exporter_config.reveal_theme = "white"  # nbconvert's default, "simple", imports its fonts from Google
+    exporter_config.reveal_scroll = True  # a long cell scrolls instead of being cut off
+    exporter_config.reveal_number = "c/t"
+    exporter_config.embed_images = True  # markdown images travel inside the deck
+    exporter_config.exclude_input_prompt = True
+    exporter_config.exclude_output_prompt = True
+    return SlidesExporter(config=config, template_file="kd_offline_reveal.html.j2",
+                          extra_loaders=[DictLoader({"kd_offline_reveal.html.j2": OFFLINE_TEMPLATE})])
+
+
+def export_slides(paths: Sequence[Path], output_dir: Path, reveal_prefix: str | None = None,
+                  assets: Path = SLIDES / LIB, link_assets: bool = False) -> list[Path]:
+    """Export notebooks as reveal.js decks that start offline (no execution); return the HTML paths.
+
+    The decks load their scripts from `output_dir/lib`, filled from `assets` (fetched there first when
+    missing): copied, or symlinked with `link_assets` (tests do that to save the copy).
+    """
     output_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        *jupyter_command(), "--to", "slides", "--output-dir", str(output_dir), "--no-prompt",
-        "--SlidesExporter.reveal_scroll=True",  # a long cell scrolls instead of being cut off
-        "--SlidesExporter.reveal_number=c/t",
-    ]
-    if reveal_prefix:
-        command.append(f"--SlidesExporter.reveal_url_prefix={reveal_prefix}")
-    subprocess.run([*command, *map(str, paths)], check=True)
-    return [output_dir / f"{path.stem}.slides.html" for path in paths]
+    _provide_assets(output_dir, assets, link_assets)
+    exporter = slides_exporter(reveal_prefix)
+    decks = []
+    for path in paths:
+        body, _ = exporter.from_filename(str(path))
+        deck = output_dir / f"{path.stem}.slides.html"
+        deck.write_text(body, encoding="utf-8")
+        decks.append(deck)
+    return decks
 
 
 def _shown(path: Path) -> str:
@@ -164,19 +388,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tag-only", action="store_true", help="write the slide metadata, do not export")
     parser.add_argument("--retag", action="store_true", help="recompute every cell's slide type, also hand-set ones")
     parser.add_argument("--out", type=Path, default=SLIDES, help="folder for the decks (default: slides/)")
-    parser.add_argument("--reveal-prefix", help="URL or path of a local reveal.js 4.x, for offline projection")
+    parser.add_argument("--reveal-prefix", help="URL or path of another reveal.js 4.x (default: lib/reveal.js)")
+    parser.add_argument("--install-assets", action="store_true",
+                        help="only fetch the offline assets (what set-up does; skipped when present)")
+    parser.add_argument("--no-tag", action="store_true", help="export the notebooks as they are tagged, never rewrite them")
+    parser.add_argument("--assets", type=Path, default=SLIDES / LIB,
+                        help="folder the offline assets are installed in and copied from (default: slides/lib/)")
     args = parser.parse_args(argv)
-    paths = [p.resolve() for p in args.notebooks] or course_notebooks()
-    if not paths:
-        print(f"no notebooks found in {_shown(NOTEBOOKS)}", file=sys.stderr)
+    try:
+        if args.install_assets:
+            installed = install_assets(args.assets)
+            print(f"slide assets: installed {', '.join(installed)} into {_shown(args.assets.resolve())}/" if installed
+                  else f"slide assets: up to date in {_shown(args.assets.resolve())}/")
+            return 0
+        paths = [p.resolve() for p in args.notebooks] or course_notebooks()
+        if not paths:
+            print(f"no notebooks found in {_shown(NOTEBOOKS)}", file=sys.stderr)
+            return 1
+        for path in [] if args.no_tag else paths:
+            changed = tag_notebook(path, retag=args.retag)
+            print(f"{_shown(path)}: {changed} cell(s) tagged" if changed else f"{_shown(path)}: tags up to date")
+        if args.tag_only:
+            return 0
+        for deck in export_slides(paths, args.out.resolve(), args.reveal_prefix, assets=args.assets.resolve()):
+            print(f"wrote {_shown(deck)}")
+    except AssetError as error:
+        print(f"error: {error}", file=sys.stderr)
         return 1
-    for path in paths:
-        changed = tag_notebook(path, retag=args.retag)
-        print(f"{_shown(path)}: {changed} cell(s) tagged" if changed else f"{_shown(path)}: tags up to date")
-    if args.tag_only:
-        return 0
-    for deck in export_slides(paths, args.out.resolve(), args.reveal_prefix):
-        print(f"wrote {_shown(deck)}")
     return 0
 
 

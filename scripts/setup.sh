@@ -30,4 +30,23 @@ if ! .venv/bin/python -m kd_utils --check >/dev/null; then
         echo "==> dataset-fashion-mnist cannot be installed here: trying torchvision's download next"
     fi
 fi
+
+# Headless Chromium for the browser tests (tests/browser): Debian's package, driven by Playwright from PyPI
+# (never a browser download of Playwright's own).
+if ! command -v chromium >/dev/null; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "==> installing Debian's chromium for the browser tests (about 700 MB, a minute)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif command -v apt-get >/dev/null && sudo -n true 2>/dev/null; then
+        echo "==> installing Debian's chromium for the browser tests (sudo)"
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "==> chromium cannot be installed here: the browser tests fail until it is (apt-get install chromium)"
+    fi
+fi
+
+# reveal.js, require.js, MathJax... for slide decks that start offline: fetched once from npm into slides/lib/.
+if ! .venv/bin/python scripts/build_slides.py --install-assets; then
+    echo "==> the slide assets are missing: decks will not start offline and the slide tests fail until they are"
+fi
 .venv/bin/python -m kd_utils

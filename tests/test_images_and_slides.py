@@ -1,9 +1,16 @@
-"""Fast tests of scripts/draw_images.py (the drawings that need no teacher) and scripts/build_slides.py."""
+"""Fast tests of scripts/draw_images.py (the drawings that need no teacher) and scripts/build_slides.py.
+
+The slide tests need no network and no browser: npm is a stand-in, the assets are stand-ins, and the
+decks are read as HTML (tests/browser opens real ones in Chromium)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
+import re
 import sys
+from html.parser import HTMLParser
 from pathlib import Path
 
 import nbformat
@@ -98,13 +105,197 @@ def test_tag_notebook_keeps_outputs_and_rewrites_only_when_something_changed(tmp
     assert path.stat().st_mtime_ns == modified
 
 
-def test_export_writes_a_reveal_deck_without_executing(tmp_path):
+@pytest.fixture
+def installed_assets(tmp_path) -> Path:
+    """A stand-in for slides/lib: every asset's folder with its stamp and entry file, so nothing is fetched."""
+    folder = tmp_path / "assets"
+    for asset in build_slides.ASSETS:
+        entry = folder / asset.name / asset.entry
+        entry.parent.mkdir(parents=True)
+        entry.write_text("// stand-in")
+        (folder / asset.name / build_slides.STAMP).write_text(json.dumps(build_slides.asset_stamp(asset)))
+    return folder
+
+
+class _Loads(HTMLParser):
+    """Collect the URLs a page loads: script src, stylesheet href, image src."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag in {"script", "img"} and attributes.get("src"):
+            self.urls.append(attributes["src"])
+        if tag == "link" and attributes.get("href"):
+            self.urls.append(attributes["href"])
+
+
+def _export(tmp_path, installed_assets, notebook, **options) -> str:
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(notebook, path)
+    [deck] = build_slides.export_slides([path], tmp_path / "slides", assets=installed_assets, **options)
+    return deck.read_text(encoding="utf-8")
+
+
+def test_export_writes_a_reveal_deck_without_executing(tmp_path, installed_assets):
     notebook = new_notebook(cells=[new_markdown_cell("# Title"), new_code_cell("raise SystemExit('never run')")])
     path = tmp_path / "demo.ipynb"
     nbformat.write(notebook, path)
-    assert build_slides.main(["--out", str(tmp_path / "slides"), str(path)]) == 0
-    html = (tmp_path / "slides" / "demo.slides.html").read_text(encoding="utf-8")
-    assert "reveal" in html and "never run" in html
+    out = tmp_path / "slides"
+    assert build_slides.main(["--out", str(out), "--assets", str(installed_assets), str(path)]) == 0
+    html = (out / "demo.slides.html").read_text(encoding="utf-8")
+    assert "Reveal.initialize" in html and "never run" in html
+
+
+def test_no_tag_exports_without_rewriting_the_notebook(tmp_path, installed_assets):
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# Title"), new_markdown_cell("## Untagged")]), path)
+    before = path.read_bytes()
+    out = tmp_path / "slides"
+    assert build_slides.main(["--no-tag", "--out", str(out), "--assets", str(installed_assets), str(path)]) == 0
+    assert path.read_bytes() == before and (out / "demo.slides.html").exists()
+
+
+def test_deck_loads_every_script_style_and_font_from_lib_beside_it(tmp_path, installed_assets):
+    notebook = new_notebook(cells=[new_markdown_cell("# Title\n\n$$p_i = \\frac{e^{z_i/T}}{\\sum_j e^{z_j/T}}$$")])
+    notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
+    html = _export(tmp_path, installed_assets, notebook)
+    parser = _Loads()
+    parser.feed(html)
+    requires = re.findall(r'require\(\s*(?:\{[^}]*\},\s*)?\[([^\]]*)\]', html)
+    widget_renderer = re.findall(r"var widgetRendererSrc = '([^']*)'", html)
+    loaded = parser.urls + [url.strip().strip('"') for group in requires for url in group.split(",")] + widget_renderer
+    assert requires and widget_renderer and len(parser.urls) >= 4
+    assert [url for url in loaded if not url.startswith("lib/")] == []
+    assert "mermaid" not in html.lower().split("<body", 1)[0]  # no Mermaid import from a CDN
+    assert "theme/white.css" in html  # the theme that ships its fonts (nbconvert's default imports Google's)
+
+
+def test_export_puts_the_assets_beside_the_decks_copied_or_linked(tmp_path, installed_assets):
+    notebook = new_notebook(cells=[new_markdown_cell("# Title")])
+    _export(tmp_path, installed_assets, notebook)
+    lib = tmp_path / "slides" / "lib"
+    assert not lib.is_symlink() and build_slides.missing_assets(lib) == []
+    linked = tmp_path / "linked"
+    build_slides.export_slides([tmp_path / "demo.ipynb"], linked, assets=installed_assets, link_assets=True)
+    assert (linked / "lib").resolve() == installed_assets.resolve()
+
+
+def _leaf_sections(html: str) -> int:
+    """Count the <section>s holding no other section: what reveal.js counts as slides."""
+    body = html.split('<div class="slides">', 1)[1]
+    return len(re.findall(r"<section[^>]*>(?:(?!<section|</section>).)*</section>", body, flags=re.S))
+
+
+@pytest.mark.parametrize("tags", [
+    ["slide", "-", "subslide", "-", "slide", "fragment"],
+    ["-", "slide", "notes", "subslide", "skip"],  # nbconvert makes the first visible cell a slide
+    ["notes", "subslide", "-", "subslide"],  # ... a subslide one too, which changes nothing
+    ["skip", "-", "-"],
+])
+def test_expected_slide_count_matches_the_sections_nbconvert_writes(tmp_path, installed_assets, tags):
+    notebook = new_notebook(cells=[new_markdown_cell(f"cell {i}") for i in range(len(tags))])
+    for cell, tag in zip(notebook.cells, tags):
+        cell.metadata["slideshow"] = {"slide_type": tag}
+    html = _export(tmp_path, installed_assets, notebook)
+    assert build_slides.expected_slide_count(notebook) == _leaf_sections(html)
+
+
+def test_expected_slide_count_counts_slides_and_subslides():
+    notebook = new_notebook(cells=[new_markdown_cell(str(i)) for i in range(5)])
+    for cell, tag in zip(notebook.cells, ["slide", "subslide", "-", "slide", "notes"]):
+        cell.metadata["slideshow"] = {"slide_type": tag}
+    assert build_slides.expected_slide_count(notebook) == 3
+
+
+# ----------------------------------------------------------------------------- offline assets
+
+FAKE_NPM = """#!{python}
+# Stands in for `npm pack --silent --pack-destination DIR SPEC...`: one tarball per spec, names on stdout.
+import io, json, os, sys, tarfile
+log = os.environ["FAKE_NPM_LOG"]
+with open(log, "a") as file:
+    file.write(json.dumps(sys.argv[1:]) + "\\n")
+if os.environ.get("FAKE_NPM_FAIL"):
+    sys.stderr.write("npm error code E404\\nnpm error 404 Not Found - " + sys.argv[-1] + "\\n")
+    sys.exit(1)
+destination = sys.argv[sys.argv.index("--pack-destination") + 1]
+keep = json.loads(os.environ["FAKE_NPM_FILES"])
+for spec in sys.argv[sys.argv.index("--pack-destination") + 2:]:
+    name = spec.lstrip("@").replace("/", "-").replace("@", "-") + ".tgz"
+    with tarfile.open(os.path.join(destination, name), "w:gz") as archive:
+        for relative in keep[spec] + ["src/not-needed.js"]:
+            data = f"// {{spec}} {{relative}}".encode()
+            member = tarfile.TarInfo("package/" + relative)
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    print(name)
+"""
+
+
+@pytest.fixture
+def fake_npm(tmp_path, monkeypatch) -> Path:
+    """An `npm` that packs tarballs holding each asset's kept files (globs as one matching file) plus a stray file."""
+    files = {asset.spec: [k.replace("*", "font") + "/x.js" if "." not in Path(k).name else k.replace("*", "font")
+                          for k in asset.keep] for asset in build_slides.ASSETS}
+    npm = tmp_path / "bin" / "npm"
+    npm.parent.mkdir()
+    npm.write_text(FAKE_NPM.format(python=sys.executable))
+    npm.chmod(0o755)
+    monkeypatch.setenv("FAKE_NPM_LOG", str(tmp_path / "npm.log"))
+    monkeypatch.setenv("FAKE_NPM_FILES", json.dumps(files))
+    return npm
+
+
+def _npm_calls(tmp_path) -> list[list[str]]:
+    log = tmp_path / "npm.log"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def test_install_assets_unpacks_only_the_kept_files_once(tmp_path, fake_npm, monkeypatch):
+    folder = tmp_path / "lib"
+    installed = build_slides.install_assets(folder, npm=str(fake_npm))
+    assert installed == [asset.spec for asset in build_slides.ASSETS]
+    for asset in build_slides.ASSETS:
+        assert (folder / asset.name / asset.entry).is_file()
+        assert not (folder / asset.name / "src").exists()  # sources and tests are not installed
+    assert build_slides.missing_assets(folder) == []
+    assert build_slides.install_assets(folder, npm=str(fake_npm)) == []  # up to date: npm is not called again
+    assert len(_npm_calls(tmp_path)) == 1
+    assert not [p for p in folder.iterdir() if p.name.startswith(".assets-")]  # no staging folder left behind
+    newer = build_slides.Asset("jquery", "jquery@3.7.2", ("dist/jquery.min.js",), "dist/jquery.min.js")
+    assets = tuple(newer if asset.name == "jquery" else asset for asset in build_slides.ASSETS)
+    monkeypatch.setattr(build_slides, "ASSETS", assets)
+    monkeypatch.setenv("FAKE_NPM_FILES", json.dumps({"jquery@3.7.2": ["dist/jquery.min.js"]}))
+    assert build_slides.install_assets(folder, npm=str(fake_npm)) == ["jquery@3.7.2"]  # a new pin reinstalls it alone
+
+
+def test_install_assets_names_a_kept_path_the_package_lacks(tmp_path, fake_npm, monkeypatch):
+    files = json.loads(os.environ["FAKE_NPM_FILES"])
+    files["requirejs@2.3.8"] = ["package.json"]  # no require.js in this version
+    monkeypatch.setenv("FAKE_NPM_FILES", json.dumps(files))
+    with pytest.raises(build_slides.AssetError, match="requirejs@2.3.8 has no require.js"):
+        build_slides.install_assets(tmp_path / "lib", npm=str(fake_npm))
+
+
+def test_install_assets_says_in_one_line_what_failed_and_what_to_do(tmp_path, fake_npm, monkeypatch):
+    monkeypatch.setenv("FAKE_NPM_FAIL", "1")
+    with pytest.raises(build_slides.AssetError) as failure:
+        build_slides.install_assets(tmp_path / "lib", npm=str(fake_npm))
+    message = str(failure.value)
+    assert "404 Not Found" in message and "make setup" in message and "\n" not in message
+    monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
+    with pytest.raises(build_slides.AssetError, match="`npm` was not found"):
+        build_slides.install_assets(tmp_path / "lib")
+    assert build_slides.main(["--install-assets", "--assets", str(tmp_path / "lib")]) == 1
+
+
+def test_asset_url_names_the_known_assets_when_asked_for_another():
+    assert build_slides.asset_url("mathjax") == "lib/mathjax/MathJax.js"
+    with pytest.raises(KeyError, match="the assets are reveal.js, require.js"):
+        build_slides.asset_url("katex")
 
 
 # ----------------------------------------------------------------------------- images
