@@ -404,9 +404,8 @@ def decoupled_kd_terms(
     _check_decoupled_inputs(student_logits, teacher_logits, labels, temperature)
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
-    student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
-    teacher_log_probs = F.log_softmax(teacher_logits / temperature, dim=-1)
-    tckd, nckd = decoupled_kd_from_log_probs(student_log_probs, teacher_log_probs, labels)
+    tckd, nckd = decoupled_kd_from_log_probs(log_soft_targets(student_logits, temperature),
+                                             log_soft_targets(teacher_logits, temperature), labels)
     tckd, nckd = tckd * temperature**2, nckd * temperature**2
     return (tckd.mean(), nckd.mean()) if reduction == "mean" else (tckd, nckd)
 
