@@ -12,7 +12,13 @@ from torch import Tensor
 
 from .data import CLASS_NAMES, denormalize
 
-COLORS = {"teacher": "#1f4e79", "scratch": "#9e9e9e", "distilled": "#d9534f", "student": "#d9534f"}
+# The course's one palette: the notebooks' figures and scripts/draw_images.py's diagrams both take it from here.
+BLUE, RED, GREEN, ORANGE, GREY = "#1f4e79", "#d9534f", "#5cb85c", "#f0ad4e", "#9e9e9e"
+COLORS = {"teacher": BLUE, "scratch": GREY, "distilled": RED, "student": RED, "bar": BLUE, "highlight": RED,
+          "text": "#111111", "line": "#333333"}
+# (fill, edge) of a diagram's box per role: light fills under near-black text keep the contrast high on a projector.
+BOX_COLORS = {"teacher": ("#d6e6f5", BLUE), "student": ("#fadcda", "#b52b27"), "loss": ("#ffefc2", "#8a5a00"),
+              "data": ("#ebebeb", "#404040"), "adapter": ("#dcefd2", "#2e6b1a"), "op": ("#ffffff", "#404040")}
 
 
 def use_course_style() -> None:
@@ -152,27 +158,55 @@ def plot_images(images: Tensor, titles: Sequence[str], columns: int = 6, suptitl
     return figure
 
 
+def _probability_text(probability: float) -> str:
+    return "<0.001" if probability < 0.001 else f"{probability:.3f}" if probability < 0.1 else f"{probability:.2f}"
+
+
+def plot_probability_bars(axis, probabilities: Sequence[float], labels: Sequence[str], highlight: int | None = None,
+                          horizontal: bool = False, value_size: float | str = "small") -> None:
+    """Draw one probability distribution on `axis` as bars with each value written on its bar.
+
+    `highlight` draws one class (the true one, say) in ``COLORS["highlight"]``, the rest in ``COLORS["bar"]``;
+    `horizontal` puts the classes down the side, first at the top.
+    """
+    positions = np.arange(len(probabilities))
+    colors = [COLORS["highlight"] if index == highlight else COLORS["bar"] for index in positions]
+    if horizontal:
+        axis.barh(positions, probabilities, color=colors, height=0.7)
+        axis.set_yticks(positions, labels)
+        axis.set_xlim(0, 1.22)
+        axis.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
+        axis.set_ylim(len(positions) - 0.5, -0.6)
+        axis.set_xlabel("probability")
+        for position, probability in zip(positions, probabilities):
+            axis.text(probability + 0.02, position, _probability_text(probability), va="center", fontsize=value_size)
+    else:
+        axis.bar(positions, probabilities, color=colors, width=0.7)
+        axis.set_xticks(positions, labels)
+        axis.set_ylim(0, 1.12)
+        axis.set_ylabel("probability")
+        for position, probability in zip(positions, probabilities):
+            axis.text(position, probability + 0.02, _probability_text(probability), ha="center", va="bottom",
+                      fontsize=value_size)
+
+
 def plot_soft_targets(logits: Tensor, temperatures: Sequence[float], class_names: Sequence[str] = CLASS_NAMES,
                       true_class: int | None = None, title: str = "Soft targets at several temperatures"):
-    """Draw softmax(logits / T) as bars, one panel per temperature, with class names."""
+    """Draw softmax(logits / T) as bars with their values, one panel per temperature, with class names."""
     from .losses import soft_targets
 
-    figure, axes = plt.subplots(1, len(temperatures), figsize=(3.6 * len(temperatures), 4.8), sharey=True)
+    figure, axes = plt.subplots(1, len(temperatures), figsize=(3.6 * len(temperatures) + 0.6, 4.8), sharey=True)
     axes = np.atleast_1d(axes)
     for axis, temperature in zip(axes, temperatures):
-        probabilities = soft_targets(logits.float().flatten(), temperature).numpy()
-        colors = ["#d9534f" if index == true_class else "#1f4e79" for index in range(len(class_names))]
-        axis.barh(range(len(class_names)), probabilities, color=colors)
-        axis.set_xlim(0, 1)
+        plot_probability_bars(axis, soft_targets(logits.float().flatten(), temperature).tolist(), class_names,
+                              highlight=true_class, horizontal=True)
         axis.set_title(f"T = {temperature:g}")
-        axis.set_xlabel("probability")
-        axis.invert_yaxis()
-    axes[0].set_yticks(range(len(class_names)), class_names)
+        axis.grid(False)
     if true_class is not None:
         from matplotlib.patches import Patch
 
-        axes[-1].legend(handles=[Patch(color="#d9534f", label="true class"), Patch(color="#1f4e79", label="other classes")],
-                        loc="lower right")
+        axes[-1].legend(handles=[Patch(color=COLORS["highlight"], label="true class"),
+                                 Patch(color=COLORS["bar"], label="other classes")], loc="lower right")
     figure.suptitle(title, fontsize=16)
     return figure
 
@@ -188,12 +222,12 @@ def plot_reliability(tables: dict[str, dict[str, Tensor]], eces: dict[str, float
         has = table["counts"].numpy() > 0
         accuracy, confidence = table["accuracy"].numpy()[has], table["confidence"].numpy()[has]
         over = confidence > accuracy
-        axis.bar(centres[has], accuracy, width=width * 0.95, color="#1f4e79", label="accuracy")
+        axis.bar(centres[has], accuracy, width=width * 0.95, color=BLUE, label="accuracy")
         bottom, height = np.minimum(accuracy, confidence), np.abs(confidence - accuracy)
-        axis.bar(centres[has][over], height[over], bottom=bottom[over], width=width * 0.95, color="#d9534f", alpha=0.55,
+        axis.bar(centres[has][over], height[over], bottom=bottom[over], width=width * 0.95, color=RED, alpha=0.55,
                  label="over-confident gap")
         axis.bar(centres[has][~over], height[~over], bottom=bottom[~over], width=width * 0.95, facecolor="none",
-                 edgecolor="#f0ad4e", hatch="//", linewidth=1.5, label="under-confident gap")
+                 edgecolor=ORANGE, hatch="//", linewidth=1.5, label="under-confident gap")
         axis.plot([0, 1], [0, 1], "k--", lw=1.5, label="perfect calibration")
         axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", title=f"{label}: ECE = {100 * eces[label]:.2f} %")
         axis.legend(loc="upper left")

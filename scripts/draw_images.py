@@ -42,19 +42,9 @@ DPI = 120
 FONT_SIZE = 16  # points: text in boxes and on axes
 SMALL_FONT_SIZE = 14  # points: arrow labels, bar values; never smaller
 TITLE_SIZE = 21
-TEXT_COLOR = "#111111"
-ARROW_COLOR = "#333333"
-# (fill, edge) per role: light fills under near-black text keep the contrast high on a projector.
-PALETTE = {
-    "teacher": ("#d6e6f5", "#1f4e79"),
-    "student": ("#fadcda", "#b52b27"),
-    "loss": ("#ffefc2", "#8a5a00"),
-    "data": ("#ebebeb", "#404040"),
-    "adapter": ("#dcefd2", "#2e6b1a"),
-    "op": ("#ffffff", "#404040"),
-}
-BAR_COLOR = "#1f4e79"
-HIGHLIGHT_COLOR = "#c0392b"
+# Colours and bar charts come from kd.plots, so a diagram and a notebook figure of the same idea look alike.
+TEXT_COLOR, ARROW_COLOR, HIGHLIGHT_COLOR = kd.plots.COLORS["text"], kd.plots.COLORS["line"], kd.plots.COLORS["highlight"]
+PALETTE = kd.plots.BOX_COLORS
 TEMPERATURE_LOGITS = (5.0, 3.5, 2.0, 1.0, 0.0, -1.0)  # one fixed, made-up logit vector
 TEMPERATURES = (1, 2, 5, 10)
 DARK_KNOWLEDGE_TEMPERATURES = (1, 4)
@@ -393,36 +383,7 @@ def chart_style() -> dict:
     """Return rc settings for the bar charts: projector-sized fonts, no grid."""
     return {"font.size": FONT_SIZE, "axes.titlesize": FONT_SIZE + 2, "axes.labelsize": FONT_SIZE,
             "xtick.labelsize": SMALL_FONT_SIZE + 1, "ytick.labelsize": SMALL_FONT_SIZE + 1, "axes.grid": False,
-            "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#333333"}
-
-
-def _probability_text(probability: float) -> str:
-    return "<0.001" if probability < 0.001 else f"{probability:.3f}" if probability < 0.1 else f"{probability:.2f}"
-
-
-def draw_probability_bars(axis, probabilities: Sequence[float], labels: Sequence[str], highlight: int | None = None,
-                          horizontal: bool = False) -> None:
-    """Draw one probability distribution as bars with the value on each bar; `highlight` marks one class in red."""
-    positions = np.arange(len(probabilities))
-    colors = [HIGHLIGHT_COLOR if index == highlight else BAR_COLOR for index in positions]
-    if horizontal:
-        axis.barh(positions, probabilities, color=colors, height=0.7)
-        axis.set_yticks(positions, labels)
-        axis.set_xlim(0, 1.22)
-        axis.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "0.25", "0.5", "0.75", "1"])
-        axis.set_ylim(len(positions) - 0.5, -0.6)
-        axis.set_xlabel("probability")
-        for position, probability in zip(positions, probabilities):
-            axis.text(probability + 0.02, position, _probability_text(probability), va="center",
-                      fontsize=SMALL_FONT_SIZE)
-    else:
-        axis.bar(positions, probabilities, color=colors, width=0.7)
-        axis.set_xticks(positions, labels)
-        axis.set_ylim(0, 1.12)
-        axis.set_ylabel("probability")
-        for position, probability in zip(positions, probabilities):
-            axis.text(position, probability + 0.02, _probability_text(probability), ha="center", va="bottom",
-                      fontsize=SMALL_FONT_SIZE)
+            "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": ARROW_COLOR}
 
 
 def temperature_scaling_figure(logits: Sequence[float] = TEMPERATURE_LOGITS,
@@ -437,7 +398,7 @@ def temperature_scaling_figure(logits: Sequence[float] = TEMPERATURE_LOGITS,
                                     layout="constrained", squeeze=False)
         for axis, temperature in zip(axes.flat, temperatures):
             probabilities = kd.soft_targets(logits_tensor, temperature).tolist()
-            draw_probability_bars(axis, probabilities, labels, highlight=0)
+            kd.plot_probability_bars(axis, probabilities, labels, highlight=0, value_size=SMALL_FONT_SIZE)
             entropy = float(kd.entropy(torch.tensor(probabilities)))
             axis.set_title(f"T = {temperature:g}: entropy {entropy:.2f} nats (max {np.log(len(logits)):.2f})")
         for axis in axes[-1]:
@@ -481,7 +442,8 @@ def dark_knowledge_figure(image: torch.Tensor, logits: torch.Tensor, true_class:
         image_axis.set_axis_off()
         for axis, temperature in zip(bar_axes, temperatures):
             probabilities = kd.soft_targets(logits, temperature).tolist()
-            draw_probability_bars(axis, probabilities, class_names, highlight=true_class, horizontal=True)
+            kd.plot_probability_bars(axis, probabilities, class_names, highlight=true_class, horizontal=True,
+                                      value_size=SMALL_FONT_SIZE)
             axis.set_title(f"T = {temperature:g}" + (": the usual output" if temperature == 1 else ": similar classes show"))
         figure.suptitle("Dark knowledge: the trained teacher's soft targets for one image",
                         fontsize=TITLE_SIZE - 2, weight="bold")
