@@ -49,6 +49,11 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from kd_utils.config import atomic_write  # noqa: E402
+
 NOTEBOOKS = ROOT / "notebooks"
 SLIDES = ROOT / "slides"
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
@@ -144,6 +149,10 @@ def tag_cells(cells: Iterable, retag: bool = False) -> int:
     return changed
 
 
+class _Rewritten(Exception):
+    """Someone else wrote the notebook while it was being tagged."""
+
+
 def tag_notebook(path: Path, retag: bool = False, attempts: int = 3) -> int:
     """Tag one notebook file in place; return the number of cells changed.
 
@@ -157,19 +166,14 @@ def tag_notebook(path: Path, retag: bool = False, attempts: int = 3) -> int:
         changed = tag_cells(notebook.cells, retag=retag)
         if not changed:
             return 0
-        handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".ipynb.tmp", dir=path.parent)
         try:
-            with os.fdopen(handle, "w", encoding="utf-8") as file:
+            with atomic_write(path, "w", encoding="utf-8") as file:
                 nbformat.write(notebook, file)
-            shutil.copymode(path, temporary)
-            after = path.stat()
-            if (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size):
-                Path(temporary).unlink()
-                continue
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+                after = path.stat()
+                if (after.st_mtime_ns, after.st_size) != (before.st_mtime_ns, before.st_size):
+                    raise _Rewritten  # leaves their version in place and no temporary file behind
+        except _Rewritten:
+            continue
         return changed
     raise RuntimeError(f"{path} kept changing while it was being tagged; try again when nobody is writing it")
 
@@ -373,7 +377,8 @@ def export_slides(paths: Sequence[Path], output_dir: Path, reveal_prefix: str | 
     for path in paths:
         body, _ = exporter.from_filename(str(path))
         deck = output_dir / f"{path.stem}.slides.html"
-        deck.write_text(body, encoding="utf-8")
+        with atomic_write(deck, "w", encoding="utf-8") as file:
+            file.write(body)
         decks.append(deck)
     return decks
 
