@@ -18,6 +18,8 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+import kd_utils as kd
+
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TINY_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -103,6 +105,26 @@ def test_tag_notebook_keeps_outputs_and_rewrites_only_when_something_changed(tmp
     modified = path.stat().st_mtime_ns
     assert build_slides.tag_notebook(path) == 0
     assert path.stat().st_mtime_ns == modified
+
+
+def test_tag_notebook_starts_again_from_a_version_written_meanwhile(tmp_path, monkeypatch):
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# Title")]), path)
+    theirs = new_notebook(cells=[new_markdown_cell("# Theirs"), new_markdown_cell("## Also theirs")])
+    tag_cells, calls = build_slides.tag_cells, []
+
+    def tag_while_someone_writes(cells, retag=False):
+        calls.append(len(cells))
+        if len(calls) == 1:  # another program saves the notebook while the first tagging runs
+            nbformat.write(theirs, path)
+            os.utime(path, ns=(1, 1))
+        return tag_cells(cells, retag=retag)
+
+    monkeypatch.setattr(build_slides, "tag_cells", tag_while_someone_writes)
+    assert build_slides.tag_notebook(path) == 2
+    assert calls == [1, 2]
+    assert [cell.source for cell in nbformat.read(path, as_version=4).cells] == ["# Theirs", "## Also theirs"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb"]
 
 
 @pytest.fixture
@@ -309,6 +331,16 @@ def test_pure_drawing_makes_a_clean_projector_sized_png(name, tmp_path):
     assert path.read_bytes().startswith(PNG_SIGNATURE)
     width = int.from_bytes(path.read_bytes()[16:20], "big")
     assert 1200 <= width <= 1600
+
+
+def test_the_course_has_one_palette_in_kd_plots():
+    """A colour written as #rrggbb anywhere in kd_utils or scripts but kd_utils/plots.py is a second palette."""
+    root = SCRIPTS.parent
+    sources = [*sorted((root / "kd_utils").glob("*.py")), *sorted(SCRIPTS.glob("*.py"))]
+    second = {str(path.relative_to(root)): re.findall(r"#[0-9a-fA-F]{6}\b", path.read_text(encoding="utf-8"))
+              for path in sources if path.name != "plots.py"}
+    assert {path: colours for path, colours in second.items() if colours} == {}
+    assert draw_images.PALETTE is kd.plots.BOX_COLORS
 
 
 def test_drawing_twice_gives_identical_files(tmp_path):
