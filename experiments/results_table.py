@@ -1,4 +1,4 @@
-"""What the search scripts share: mean ± std over seeds, and adding rows to a results CSV."""
+"""What the search scripts share: mean ± std over seeds, adding rows to a results CSV, and printing them."""
 
 from __future__ import annotations
 
@@ -29,3 +29,10 @@ def append_rows(path: Path, fields: Sequence[str], rows: Sequence[dict]) -> None
     writer.writerows(rows)
     with kd.atomic_write(path) as file:
         file.write((path.read_bytes() if path.exists() else b"") + text.getvalue().encode())
+
+
+def print_rows(rows: Sequence[dict], width: int = 20) -> None:
+    """Print each row's objective with its validation mean and gain and its test gain (mean ± std over seeds)."""
+    for r in rows:
+        print(f"   {r['objective']:<{width}} val {r['val_mean']} (gain {r['val_gain_mean']} ± {r['val_gain_std']}), "
+              f"test gain {r['test_gain_mean']} ± {r['test_gain_std']}")

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import torch
-from results_table import append_rows, mean_std
+from results_table import append_rows, mean_std, print_rows
 
 import kd_utils as kd
 from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
@@ -106,9 +106,7 @@ def main() -> None:
         rows = run_row(group, data, args.seeds, args.epochs, teacher_logits, teacher_test)
         append_rows(RESULTS, FIELDS, rows)
         print(f"{group}: {time.perf_counter() - start:.0f} s")
-        for r in rows:
-            print(f"   {r['objective']:<34} val {r['val_mean']} (gain {r['val_gain_mean']} ± {r['val_gain_std']}), "
-                  f"test gain {r['test_gain_mean']} ± {r['test_gain_std']}")
+        print_rows(rows, width=34)
 
 
 if __name__ == "__main__":

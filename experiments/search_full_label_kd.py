@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import torch
-from results_table import append_rows, mean_std
+from results_table import append_rows, mean_std, print_rows
 
 import kd_utils as kd
 from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
@@ -141,9 +141,7 @@ def main() -> None:
         rows = run_row(row, data, args.seeds, teachers_cache)
         append_rows(RESULTS, FIELDS, rows)
         print(f"{row}: {time.perf_counter() - start:.0f} s")
-        for r in rows:
-            print(f"   {r['objective']:<20} val {r['val_mean']} (gain {r['val_gain_mean']} ± {r['val_gain_std']}), "
-                  f"test gain {r['test_gain_mean']} ± {r['test_gain_std']}")
+        print_rows(rows)
 
 
 if __name__ == "__main__":
