@@ -1,13 +1,14 @@
 # The README's two commands are `make run` (the whole course, full mode) and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup run test lab images slides bench lint clean-checkpoints
+.PHONY: setup run test lab images slides fit-slides bench lint clean-checkpoints
 
 setup:
 	@bash scripts/setup.sh
 
-run: setup  ## execute every notebook in place, full mode, storing outputs and timings
+run: setup  ## execute every notebook in place, full mode, storing outputs and timings; then fit the slides to them
 	$(PY) scripts/run_notebooks.py
+	@$(MAKE) --no-print-directory fit-slides
 
 test: setup  ## lint, unit tests, and every notebook re-run by nbval in smoke mode
 	.venv/bin/ruff check .
@@ -22,6 +23,13 @@ images: setup  ## redraw the diagrams in images/
 
 slides: setup  ## export every notebook as a reveal.js deck into slides/, starting offline (scripts and MathJax in slides/lib)
 	$(PY) scripts/build_slides.py
+
+fit-slides: setup  ## start a subslide wherever a slide runs past a 1280x720 screen, measured in Chromium
+	@if command -v chromium >/dev/null; then \
+	  measured=$$(mktemp -d) && \
+	  $(PY) tests/browser/deck_check.py --out $$measured --report $$measured/report.json notebooks/[0-9][0-9]_*.ipynb >/dev/null && \
+	  $(PY) scripts/build_slides.py --fit $$measured/report.json; status=$$?; rm -rf $$measured; exit $$status; \
+	else echo "slides not fitted: Chromium is missing (make setup, as root, installs it)"; fi
 
 bench: setup  ## the data-path and distillation-speed benchmarks
 	$(PY) benchmarks/bench_data_pipeline.py

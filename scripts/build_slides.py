@@ -18,6 +18,10 @@ The rule, for a cell without ``metadata.slideshow.slide_type``:
   of its own, with the code that drew it, instead of falling off the bottom of the prose before it;
 * every other cell continues the current slide ("-").
 
+Fitting (``--fit REPORT``, what `make fit-slides` runs after tests/browser/deck_check.py measured every
+cell of every deck in Chromium): a cell that continues a slide and would push it past the 1280x720
+screen starts a subslide instead; see `plan_breaks`.
+
 A tag someone set by hand is kept (``--retag`` overrides). Notebooks are rewritten atomically
 and only when a tag changed; stored outputs are kept as they are. The export does not execute
 anything: the decks show the outputs stored by the last full run, so run `make run` first.
@@ -196,6 +200,54 @@ def expected_slide_count(notebook) -> int:
     if first is None:
         return 0
     return sum(tag in STARTS for tag in tags) + (first not in STARTS)
+
+
+# ----------------------------------------------------------------------------- fitting slides to the screen
+
+SCREEN_HEIGHT = 720  # px: the 1280x720 screen tests/browser/deck_check.py measures the decks on
+HEADING_KEPT = 0.25  # a slide's first cell shorter than this share of a screen is a heading: never left alone
+
+
+def plan_breaks(notebook, slides: Sequence[dict], limit: float = SCREEN_HEIGHT) -> list[str]:
+    """Return the ids of the cells that should start a subslide so that no slide runs past `limit` px.
+
+    `slides` is what tests/browser/deck_check.py measured in Chromium: per slide its height and, per cell
+    in it, the cell's id, top and height (px on screen). Walking each slide's cells in order, a cell that
+    continues the slide ('-') and would push it past `limit` starts a subslide instead, unless the slide
+    so far is only a short heading (it stays with what follows). One cell taller than the screen stays a
+    scrolling slide of its own: a tag cannot split a cell. Cells tagged by hand as anything but '-' are kept.
+    """
+    tags = {cell.get("id"): existing_slide_type(cell) or "-" for cell in notebook.cells}
+    breaks = []
+    for slide in slides:
+        cells = slide.get("cells", [])
+        if not cells:
+            continue
+        bottom = max(0, slide["height"] - max(cell["top"] + cell["height"] for cell in cells))
+        start, kept = cells[0]["top"], [cells[0]]
+        for previous, cell in zip(cells, cells[1:]):
+            gap = cell["top"] - (previous["top"] + previous["height"])  # the margin between two cells
+            used = start + sum(c["height"] for c in kept) + gap * len(kept)
+            alone_heading = len(kept) == 1 and kept[0]["height"] < HEADING_KEPT * SCREEN_HEIGHT
+            if tags.get(cell["id"]) == "-" and used + cell["height"] + bottom > limit and not alone_heading:
+                breaks.append(cell["id"])
+                kept = [cell]
+            else:
+                kept.append(cell)
+    return breaks
+
+
+def fit_notebook(path: Path, slides: Sequence[dict]) -> int:
+    """Start a subslide at every cell `plan_breaks` names (atomically); return how many cells changed."""
+    notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+    breaks = set(plan_breaks(notebook, slides))
+    for cell in notebook.cells:
+        if cell.get("id") in breaks:
+            cell.metadata["slideshow"] = dict(cell.metadata.get("slideshow") or {}, slide_type="subslide")
+    if breaks:
+        with atomic_write(path, "w", encoding="utf-8") as file:
+            nbformat.write(notebook, file)
+    return len(breaks)
 
 
 # ----------------------------------------------------------------------------- offline assets
@@ -397,6 +449,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--install-assets", action="store_true",
                         help="only fetch the offline assets (what set-up does; skipped when present)")
     parser.add_argument("--no-tag", action="store_true", help="export the notebooks as they are tagged, never rewrite them")
+    parser.add_argument("--fit", type=Path, metavar="REPORT",
+                        help="start a subslide wherever a slide runs past the screen, as measured in REPORT "
+                             "(tests/browser/deck_check.py's; `make fit-slides` does both), then stop")
     parser.add_argument("--assets", type=Path, default=SLIDES / LIB,
                         help="folder the offline assets are installed in and copied from (default: slides/lib/)")
     args = parser.parse_args(argv)
@@ -410,6 +465,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not paths:
             print(f"no notebooks found in {_shown(NOTEBOOKS)}", file=sys.stderr)
             return 1
+        if args.fit:
+            reports = json.loads(args.fit.read_text(encoding="utf-8"))
+            for path in paths:
+                if "slides" not in reports.get(path.name, {}):
+                    print(f"error: {args.fit} has no measured slides of {path.name}: measure it with "
+                          "tests/browser/deck_check.py first (`make fit-slides` does)", file=sys.stderr)
+                    return 1
+                changed = fit_notebook(path, reports[path.name]["slides"])
+                print(f"{_shown(path)}: {changed} subslide(s) started" if changed else f"{_shown(path)}: every slide fits")
+            return 0
         for path in [] if args.no_tag else paths:
             changed = tag_notebook(path, retag=args.retag)
             print(f"{_shown(path)}: {changed} cell(s) tagged" if changed else f"{_shown(path)}: tags up to date")

@@ -127,6 +127,44 @@ def test_tag_notebook_starts_again_from_a_version_written_meanwhile(tmp_path, mo
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.ipynb"]
 
 
+def _measured(heights: list[int], tags: list[str]):
+    """A notebook of markdown cells with the given tags, and one measured slide holding them stacked."""
+    cells = [new_markdown_cell(f"cell {i}", id=f"c{i}") for i in range(len(heights))]
+    for cell, tag in zip(cells, tags):
+        cell.metadata["slideshow"] = {"slide_type": tag}
+    tops = [sum(heights[:i]) for i in range(len(heights))]
+    slide = {"height": sum(heights), "cells": [{"id": f"c{i}", "top": top, "height": height}
+                                               for i, (top, height) in enumerate(zip(tops, heights))]}
+    return new_notebook(cells=cells), [slide]
+
+
+def test_plan_breaks_starts_a_subslide_where_the_next_cell_would_not_fit():
+    notebook, slides = _measured([300, 300, 300, 300, 300], ["slide", "-", "-", "-", "-"])
+    assert build_slides.plan_breaks(notebook, slides, limit=720) == ["c2", "c4"]  # 600 | 600 | 300
+    assert build_slides.plan_breaks(notebook, slides, limit=1500) == []
+
+
+def test_plan_breaks_keeps_hand_set_tags_a_heading_with_its_content_and_a_lone_tall_cell():
+    notebook, slides = _measured([500, 500, 300], ["slide", "fragment", "-"])
+    assert build_slides.plan_breaks(notebook, slides, limit=720) == ["c2"]  # a fragment is the author's; not moved
+    notebook, slides = _measured([100, 900, 900], ["slide", "-", "-"])
+    assert build_slides.plan_breaks(notebook, slides, limit=720) == ["c2"]  # the heading stays with its first cell
+    notebook, slides = _measured([2000], ["slide"])
+    assert build_slides.plan_breaks(notebook, slides, limit=720) == []  # a tag cannot split one cell
+
+
+def test_fit_notebook_writes_the_subslides_and_a_refit_changes_nothing(tmp_path):
+    notebook, slides = _measured([300, 300, 300], ["slide", "-", "-"])
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(notebook, path)
+    assert build_slides.fit_notebook(path, slides) == 1
+    assert _slide_types(nbformat.read(path, as_version=4)) == ["slide", "-", "subslide"]
+    refit = [{"height": 600, "cells": slides[0]["cells"][:2]}, {"height": 300, "cells": [dict(slides[0]["cells"][2], top=0)]}]
+    modified = path.stat().st_mtime_ns
+    assert build_slides.fit_notebook(path, refit) == 0
+    assert path.stat().st_mtime_ns == modified
+
+
 @pytest.fixture
 def installed_assets(tmp_path) -> Path:
     """A stand-in for slides/lib: every asset's folder with its stamp and entry file, so nothing is fetched."""

@@ -1,6 +1,7 @@
 """Export every course notebook as a deck and visit each one in headless Chromium, offline; write what was seen.
 
     python tests/browser/deck_check.py --chromium /usr/bin/chromium --out DIR --report DIR/report.json NOTEBOOK...
+    python scripts/build_slides.py --fit DIR/report.json   # then: a subslide wherever a slide runs past the screen
 
 tests/browser starts this beside the JupyterLab tests (it uses the CPU the kernels leave idle) and
 test_slide_decks.py asserts on the report. The export is `scripts/build_slides.py --no-tag` (what
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,10 +61,15 @@ VISIT = """async ({revealUrl}) => {
     await new Promise(resolve => requestAnimationFrame(() => requestAnimationFrame(resolve)));
     const heading = slide.querySelector('h1, h2, h3');
     const style = getComputedStyle(slide);
+    // each cell's place on screen, for build_slides.plan_breaks (where a subslide would make the slide fit)
+    const cells = Array.from(slide.querySelectorAll(':scope > .jp-Cell')).map(cell => ({
+      id: cell.id.replace(/^cell-id=/, ''), top: Math.round(cell.offsetTop * scale),
+      height: Math.round(cell.offsetHeight * scale),
+    }));
     slides.push({
       h, v, title: heading ? heading.textContent.replace(/¶/g, '').trim() : '',
       height: Math.round(slide.scrollHeight * scale), shown: Math.round(slide.clientHeight * scale),
-      scrollable: ['scroll', 'auto'].includes(style.overflowY),
+      scrollable: ['scroll', 'auto'].includes(style.overflowY), cells,
     });
   }
   Reveal.slide(0, 0);
@@ -140,7 +147,8 @@ def overflowing(report: dict, screens: float = 2.0) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--chromium", required=True, help="the Chromium executable")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
+                        help="the Chromium executable (default: chromium on the PATH)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the decks")
     parser.add_argument("--report", type=Path, required=True, help="JSON file for what each deck showed")
     args = parser.parse_args(argv)

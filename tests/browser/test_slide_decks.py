@@ -5,9 +5,10 @@ does, without rewriting the tags) into a temporary folder that gets a copy of th
 and opened from file:// with every non-local request aborted, so a pass proves the deck starts offline.
 A deck passes when reveal.js is ready, its slide counter shows as many slides as the notebook has slide
 and subslide cells, every formula was typeset by MathJax (none left as raw TeX, no MathJax error) and
-every slide taller than the 1280x720 screen can be scrolled. Slides taller than two screens (more than
-one scroll's worth) are reported as warnings and in tests/artifacts/slides_report.json: how much a slide
-holds is the notebook authors' call, and a scrollable slide loses nothing, so they do not fail the suite.
+every slide taller than the 1280x720 screen can be scrolled. A slide that holds more than fits on the
+screen while a subslide at a cell boundary would fix it fails (`make fit-slides` places them); what is
+left taller than the screen is one cell a tag cannot split, and slides taller than two screens are
+reported as warnings and in tests/artifacts/slides_report.json.
 """
 
 from __future__ import annotations
@@ -76,3 +77,15 @@ def test_deck_slides_taller_than_the_screen_scroll(notebook: Path, deck_reports)
     if long_slides:
         warnings.warn(f"{notebook.stem} deck: {len(long_slides)} slide(s) longer than one scroll past a 1280x720 screen: "
                       + "; ".join(long_slides), stacklevel=1)
+
+
+@pytest.mark.parametrize("notebook", course_notebooks(), ids=NOTEBOOK_IDS)
+def test_deck_slides_fit_the_screen_where_a_subslide_can_make_them(notebook: Path, deck_reports):
+    report = deck_reports[notebook.name]
+    assert "error" not in report, f"{notebook.stem}: {report['error']}"
+    notebook_cells = nbformat.read(notebook, as_version=4)
+    # 10 % above the screen that `make fit-slides` fits to, so a pixel of rendering noise does not fail the suite
+    breaks = build_slides.plan_breaks(notebook_cells, report["slides"], limit=1.1 * build_slides.SCREEN_HEIGHT)
+    starts = [f"cell {i} ({cell.source[:40]!r})" for i, cell in enumerate(notebook_cells.cells) if cell.get("id") in breaks]
+    assert not breaks, (f"{notebook.stem} deck: slides run past the screen where a subslide would fit them, "
+                        f"at {starts[:5]}: run `make fit-slides`")
