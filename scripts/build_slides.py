@@ -208,46 +208,72 @@ SCREEN_HEIGHT = 720  # px: the 1280x720 screen tests/browser/deck_check.py measu
 HEADING_KEPT = 0.25  # a slide's first cell shorter than this share of a screen is a heading: never left alone
 
 
-def plan_breaks(notebook, slides: Sequence[dict], limit: float = SCREEN_HEIGHT) -> list[str]:
+def _fitted(cell) -> bool:
+    """Return True for a subslide that fitting started (``slideshow.fitted``), not one an author set."""
+    return bool((cell.get("metadata", {}).get("slideshow") or {}).get("fitted"))
+
+
+def plan_breaks(notebook, slides: Sequence[dict], limit: float = SCREEN_HEIGHT, refit: bool = False) -> list[str]:
     """Return the ids of the cells that should start a subslide so that no slide runs past `limit` px.
 
     `slides` is what tests/browser/deck_check.py measured in Chromium: per slide its height and, per cell
     in it, the cell's id, top and height (px on screen). Walking each slide's cells in order, a cell that
     continues the slide ('-') and would push it past `limit` starts a subslide instead, unless the slide
     so far is only a short heading (it stays with what follows). One cell taller than the screen stays a
-    scrolling slide of its own: a tag cannot split a cell. Cells tagged by hand as anything but '-' are kept.
+    scrolling slide of its own: a tag cannot split a cell. Tags an author set are kept. With `refit`, the
+    subslides an earlier fitting started count as '-', so the plan is made afresh (a slide whose content
+    shrank joins up again); without it they stay, and the plan lists only the breaks still missing.
     """
-    tags = {cell.get("id"): existing_slide_type(cell) or "-" for cell in notebook.cells}
-    breaks = []
+    cells = {cell.get("id"): cell for cell in notebook.cells}
+    continues = {key: (existing_slide_type(cell) or "-") == "-" or (refit and _fitted(cell)) for key, cell in cells.items()}
+    groups: list[dict] = []  # the slides as they would be without the fitted subslides (refit) or as they are
     for slide in slides:
-        cells = slide.get("cells", [])
-        if not cells:
+        measured = slide.get("cells", [])
+        if not measured:
             continue
-        bottom = max(0, slide["height"] - max(cell["top"] + cell["height"] for cell in cells))
-        start, kept = cells[0]["top"], [cells[0]]
-        for previous, cell in zip(cells, cells[1:]):
-            gap = cell["top"] - (previous["top"] + previous["height"])  # the margin between two cells
-            used = start + sum(c["height"] for c in kept) + gap * len(kept)
-            alone_heading = len(kept) == 1 and kept[0]["height"] < HEADING_KEPT * SCREEN_HEIGHT
-            if tags.get(cell["id"]) == "-" and used + cell["height"] + bottom > limit and not alone_heading:
-                breaks.append(cell["id"])
-                kept = [cell]
+        gaps = [0] + [cell["top"] - (above["top"] + above["height"]) for above, cell in zip(measured, measured[1:])]
+        rows = [(cell["id"], cell["height"], gap) for cell, gap in zip(measured, gaps)]
+        bottom = max(0, slide["height"] - max(cell["top"] + cell["height"] for cell in measured))
+        if groups and refit and _fitted(cells.get(measured[0]["id"], {})):
+            groups[-1]["rows"] += rows
+        else:
+            groups.append({"start": measured[0]["top"], "bottom": bottom, "rows": rows})
+    breaks = []
+    for group in groups:
+        (_, first, _), *rest = group["rows"]
+        used, count = group["start"] + first, 1
+        for key, height, gap in rest:
+            alone_heading = count == 1 and used - group["start"] < HEADING_KEPT * SCREEN_HEIGHT
+            if continues.get(key, False) and used + gap + height + group["bottom"] > limit and not alone_heading:
+                breaks.append(key)
+                used, count = group["start"] + height, 1
             else:
-                kept.append(cell)
+                used, count = used + gap + height, count + 1
     return breaks
 
 
 def fit_notebook(path: Path, slides: Sequence[dict]) -> int:
-    """Start a subslide at every cell `plan_breaks` names (atomically); return how many cells changed."""
+    """Refit a notebook's subslides to `plan_breaks(..., refit=True)`, atomically; return how many cells changed.
+
+    A cell fitting starts a subslide at is tagged ``{"slide_type": "subslide", "fitted": true}``; a fitted
+    subslide that is no longer needed goes back to '-'. Tags an author set are never touched.
+    """
     notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
-    breaks = set(plan_breaks(notebook, slides))
+    breaks = set(plan_breaks(notebook, slides, refit=True))
+    changed = 0
     for cell in notebook.cells:
-        if cell.get("id") in breaks:
-            cell.metadata["slideshow"] = dict(cell.metadata.get("slideshow") or {}, slide_type="subslide")
-    if breaks:
+        if cell.get("id") in breaks and not _fitted(cell):
+            cell.metadata["slideshow"] = dict(cell.metadata.get("slideshow") or {}, slide_type="subslide", fitted=True)
+        elif _fitted(cell) and cell.get("id") not in breaks:
+            cell.metadata["slideshow"] = {k: v for k, v in cell.metadata["slideshow"].items() if k != "fitted"} | {
+                "slide_type": "-"}
+        else:
+            continue
+        changed += 1
+    if changed:
         with atomic_write(path, "w", encoding="utf-8") as file:
             nbformat.write(notebook, file)
-    return len(breaks)
+    return changed
 
 
 # ----------------------------------------------------------------------------- offline assets
@@ -342,10 +368,10 @@ def _provide_assets(output_dir: Path, source: Path, link: bool) -> None:
 
 # ----------------------------------------------------------------------------- export
 
-# nbconvert's reveal template, with four changes: no Mermaid import (the one CDN load it offers no setting
+# nbconvert's reveal template, with five changes: no Mermaid import (the one CDN load it offers no setting
 # for; no notebook draws Mermaid diagrams); MathJax's line breaking loaded at start-up; headings keep their
-# case; and a slide taller than the screen is made scrollable also on the slide a deck opens with (the
-# template does it only on 'slidechanged', so the title slide was cut off).
+# case; code and text outputs in a smaller font that wraps; and a slide taller than the screen is made scrollable
+# also on the slide a deck opens with (the template does it only on 'slidechanged', so the title slide was cut off).
 OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {%- block html_head_js_mathjax -%}
@@ -363,6 +389,11 @@ MathJax.Hub.Register.StartupHook("CommonHTML Jax Ready", function () {
 <style>
 /* the white theme capitalises headings, which turns "α convention" into "Α CONVENTION" */
 .reveal .slides h1, .reveal .slides h2, .reveal .slides h3, .reveal .slides h4 { text-transform: none; }
+/* code and printed tables: at the theme's 19 px a 960 px slide holds 80 characters and cut the rest of a
+   120-character line off; at 14 px about 105 fit, and a longer line wraps instead of disappearing */
+.reveal .slides .jp-InputArea-editor pre, .reveal .slides .jp-OutputArea-output pre {
+  font-size: 14px; line-height: 1.3; white-space: pre-wrap; overflow-wrap: break-word;
+}
 </style>
 {%- endblock html_head_css -%}
 {%- block footer_js -%}
@@ -473,7 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           "tests/browser/deck_check.py first (`make fit-slides` does)", file=sys.stderr)
                     return 1
                 changed = fit_notebook(path, reports[path.name]["slides"])
-                print(f"{_shown(path)}: {changed} subslide(s) started" if changed else f"{_shown(path)}: every slide fits")
+                print(f"{_shown(path)}: {changed} subslide(s) started or joined up" if changed
+                      else f"{_shown(path)}: every slide fits")
             return 0
         for path in [] if args.no_tag else paths:
             changed = tag_notebook(path, retag=args.retag)

@@ -153,16 +153,35 @@ def test_plan_breaks_keeps_hand_set_tags_a_heading_with_its_content_and_a_lone_t
     assert build_slides.plan_breaks(notebook, slides, limit=720) == []  # a tag cannot split one cell
 
 
-def test_fit_notebook_writes_the_subslides_and_a_refit_changes_nothing(tmp_path):
+def test_fit_notebook_marks_its_subslides_and_a_refit_of_the_fitted_deck_changes_nothing(tmp_path):
     notebook, slides = _measured([300, 300, 300], ["slide", "-", "-"])
     path = tmp_path / "demo.ipynb"
     nbformat.write(notebook, path)
     assert build_slides.fit_notebook(path, slides) == 1
-    assert _slide_types(nbformat.read(path, as_version=4)) == ["slide", "-", "subslide"]
-    refit = [{"height": 600, "cells": slides[0]["cells"][:2]}, {"height": 300, "cells": [dict(slides[0]["cells"][2], top=0)]}]
+    fitted = nbformat.read(path, as_version=4)
+    assert _slide_types(fitted) == ["slide", "-", "subslide"]
+    assert fitted.cells[2].metadata["slideshow"] == {"slide_type": "subslide", "fitted": True}
+    remeasured = [{"height": 600, "cells": slides[0]["cells"][:2]},
+                  {"height": 300, "cells": [dict(slides[0]["cells"][2], top=0)]}]
     modified = path.stat().st_mtime_ns
-    assert build_slides.fit_notebook(path, refit) == 0
+    assert build_slides.fit_notebook(path, remeasured) == 0
     assert path.stat().st_mtime_ns == modified
+    assert build_slides.plan_breaks(fitted, remeasured) == []  # what the browser suite checks
+
+
+def test_refit_joins_a_fitted_subslide_up_again_when_the_content_shrank_but_keeps_an_authors(tmp_path):
+    notebook, _ = _measured([100, 100, 100, 100], ["slide", "-", "subslide", "subslide"])
+    notebook.cells[2].metadata["slideshow"]["fitted"] = True  # cell 2 was fitted; cell 3 is the author's
+    shrunk = [{"height": 200, "cells": [{"id": "c0", "top": 0, "height": 100}, {"id": "c1", "top": 100, "height": 100}]},
+              {"height": 100, "cells": [{"id": "c2", "top": 0, "height": 100}]},
+              {"height": 100, "cells": [{"id": "c3", "top": 0, "height": 100}]}]
+    assert build_slides.plan_breaks(notebook, shrunk, limit=720, refit=True) == []
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(notebook, path)
+    assert build_slides.fit_notebook(path, shrunk) == 1
+    refitted = nbformat.read(path, as_version=4)
+    assert _slide_types(refitted) == ["slide", "-", "-", "subslide"]
+    assert "fitted" not in refitted.cells[2].metadata["slideshow"]
 
 
 @pytest.fixture
