@@ -394,6 +394,11 @@ MathJax.Hub.Register.StartupHook("CommonHTML Jax Ready", function () {
 .reveal .slides .jp-InputArea-editor pre, .reveal .slides .jp-OutputArea-output pre {
   font-size: 14px; line-height: 1.3; white-space: pre-wrap; overflow-wrap: break-word;
 }
+/* tables (a scorecard has 11 columns): at the theme's size they ran off the right edge, a row as tall as a fifth
+   of the screen */
+.reveal .slides .jp-RenderedHTMLCommon table { font-size: 15px; line-height: 1.25; }
+.reveal .slides .jp-RenderedHTMLCommon th, .reveal .slides .jp-RenderedHTMLCommon td { padding: 3px 8px; }
+.reveal .slides .jp-OutputArea-output table { font-size: 13px; }  /* a table a cell wrote is the widest */
 </style>
 {%- endblock html_head_css -%}
 {%- block footer_js -%}
@@ -423,6 +428,26 @@ def asset_url(name: str, lib: str = LIB) -> str:
     return f"{lib}/{asset.name}/{asset.entry}"
 
 
+def writes_prose_only(cell) -> bool:
+    """Return True for a code cell whose every output is rendered Markdown (prose or a table made from variables)."""
+    outputs = cell.get("outputs", [])
+    return cell.cell_type == "code" and bool(outputs) and all("text/markdown" in o.get("data", {}) for o in outputs)
+
+
+def _prose_only_preprocessor():
+    from nbconvert.preprocessors import Preprocessor
+
+    class ProseOnSlides(Preprocessor):
+        """On a slide a cell that writes prose shows the prose, not the code that wrote it (the notebook shows both)."""
+
+        def preprocess_cell(self, cell, resources, index):
+            if writes_prose_only(cell):
+                cell.metadata["transient"] = {"remove_source": True}  # what nbconvert's templates read
+            return cell, resources
+
+    return ProseOnSlides
+
+
 def slides_exporter(reveal_prefix: str | None = None):
     """Return nbconvert's SlidesExporter set to load every script from lib/ beside the deck."""
     from jinja2 import DictLoader
@@ -442,8 +467,10 @@ def slides_exporter(reveal_prefix: str | None = None):
     exporter_config.embed_images = True  # markdown images travel inside the deck
     exporter_config.exclude_input_prompt = True
     exporter_config.exclude_output_prompt = True
-    return SlidesExporter(config=config, template_file="kd_offline_reveal.html.j2",
-                          extra_loaders=[DictLoader({"kd_offline_reveal.html.j2": OFFLINE_TEMPLATE})])
+    exporter = SlidesExporter(config=config, template_file="kd_offline_reveal.html.j2",
+                              extra_loaders=[DictLoader({"kd_offline_reveal.html.j2": OFFLINE_TEMPLATE})])
+    exporter.register_preprocessor(_prose_only_preprocessor(), enabled=True)
+    return exporter
 
 
 def export_slides(paths: Sequence[Path], output_dir: Path, reveal_prefix: str | None = None,

@@ -228,6 +228,16 @@ def test_export_writes_a_reveal_deck_without_executing(tmp_path, installed_asset
     assert "Reveal.initialize" in html and "never run" in html
 
 
+def test_a_cell_that_only_writes_prose_shows_its_prose_on_the_slide_not_its_code(tmp_path, installed_assets):
+    prose = new_code_cell("display(Markdown(f'written_by_code'))", outputs=[
+        new_output("display_data", data={"text/markdown": "The gain is **+0.8 pp**.", "text/plain": "<Markdown>"})])
+    printed = new_code_cell("print('printed_by_code')", outputs=[new_output("stream", name="stdout", text="a number\n")])
+    html = _export(tmp_path, installed_assets, new_notebook(cells=[new_markdown_cell("# Title"), prose, printed]))
+    assert "+0.8 pp" in html and "written_by_code" not in html
+    assert "printed_by_code" in html and "a number" in html  # other code cells keep their code
+    assert build_slides.writes_prose_only(prose) and not build_slides.writes_prose_only(printed)
+
+
 def test_no_tag_exports_without_rewriting_the_notebook(tmp_path, installed_assets):
     path = tmp_path / "demo.ipynb"
     nbformat.write(new_notebook(cells=[new_markdown_cell("# Title"), new_markdown_cell("## Untagged")]), path)

@@ -70,6 +70,11 @@ VISIT = """async ({revealUrl}) => {
       h, v, title: heading ? heading.textContent.replace(/¶/g, '').trim() : '',
       height: Math.round(slide.scrollHeight * scale), shown: Math.round(slide.clientHeight * scale),
       scrollable: ['scroll', 'auto'].includes(style.overflowY), cells,
+      // cells whose content runs past the slide's right edge (a code line or a table cut off)
+      wide: Array.from(slide.querySelectorAll(':scope > .jp-Cell')).filter(cell => Array.from(
+        cell.querySelectorAll('pre, table')).some(block => block.scrollWidth > block.clientWidth + 2
+          || block.getBoundingClientRect().right > slide.getBoundingClientRect().right + 16))
+        .map(cell => cell.id.replace(/^cell-id=/, '')),
     });
   }
   Reveal.slide(0, 0);

@@ -4,11 +4,11 @@ Each deck is exported from the current notebooks (`scripts/build_slides.py --no-
 does, without rewriting the tags) into a temporary folder that gets a copy of the set-up's slides/lib,
 and opened from file:// with every non-local request aborted, so a pass proves the deck starts offline.
 A deck passes when reveal.js is ready, its slide counter shows as many slides as the notebook has slide
-and subslide cells, every formula was typeset by MathJax (none left as raw TeX, no MathJax error) and
-every slide taller than the 1280x720 screen can be scrolled. A slide that holds more than fits on the
-screen while a subslide at a cell boundary would fix it fails (`make fit-slides` places them); what is
-left taller than the screen is one cell a tag cannot split, and slides taller than two screens are
-reported as warnings and in tests/artifacts/slides_report.json.
+and subslide cells, every formula was typeset by MathJax (none left as raw TeX, no MathJax error), every
+slide taller than the 1280x720 screen can be scrolled, and no code line or table runs off a slide's right
+edge. A slide that holds more than fits on the screen while a subslide at a cell boundary would fix it
+fails (`make fit-slides` places them); what is left taller than the screen is one cell a tag cannot split,
+and slides taller than two screens are reported as warnings and in tests/artifacts/slides_report.json.
 """
 
 from __future__ import annotations
@@ -89,3 +89,13 @@ def test_deck_slides_fit_the_screen_where_a_subslide_can_make_them(notebook: Pat
     starts = [f"cell {i} ({cell.source[:40]!r})" for i, cell in enumerate(notebook_cells.cells) if cell.get("id") in breaks]
     assert not breaks, (f"{notebook.stem} deck: slides run past the screen where a subslide would fit them, "
                         f"at {starts[:5]}: run `make fit-slides`")
+
+
+@pytest.mark.parametrize("notebook", course_notebooks(), ids=NOTEBOOK_IDS)
+def test_no_code_line_or_table_runs_off_the_right_edge_of_a_slide(notebook: Path, deck_reports):
+    report = deck_reports[notebook.name]
+    assert "error" not in report, f"{notebook.stem}: {report['error']}"
+    cells = nbformat.read(notebook, as_version=4).cells
+    wide = {cell_id for slide in report["slides"] for cell_id in slide["wide"]}
+    cut = [f"cell {i} ({cell.source[:40]!r})" for i, cell in enumerate(cells) if cell.get("id") in wide]
+    assert not cut, f"{notebook.stem} deck: code or a table cut off at the right edge of the slide: {cut[:5]}"
