@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 NOISE = re.compile(r"CUDA_HOME|No CUDA runtime|/root/|/home/|/tmp/|/work/|site-packages|Traceback")
 
 
@@ -43,3 +44,21 @@ def test_a_notebook_gives_the_instructor_speaker_notes(path):
     notes = [cell for cell in notebook.cells if cell.metadata.get("slideshow", {}).get("slide_type") == "notes"]
     assert len(notes) >= 2, f"{path.name}: {len(notes)} speaker-notes cells; key slides need notes for the instructor"
     assert all(cell.cell_type == "markdown" and cell.source.strip() for cell in notes)
+
+
+LOCAL_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _broken_local_links(text: str, folder: Path) -> list[str]:
+    targets = [t for t in LOCAL_LINK.findall(text) if not t.startswith(("http:", "https:", "#", "attachment:", "mailto:"))]
+    return [t for t in targets if not (folder / t.split("#")[0]).exists()]
+
+
+def test_every_local_link_and_picture_in_the_readmes_and_notebooks_exists():
+    broken = {str(doc.relative_to(ROOT)): _broken_local_links(doc.read_text(encoding="utf-8"), doc.parent)
+              for doc in (ROOT / "README.md", ROOT / "experiments" / "README.md")}
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        prose = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
+        broken[str(path.relative_to(ROOT))] = _broken_local_links(prose, path.parent)
+    assert {doc: links for doc, links in broken.items() if links} == {}
+    assert _broken_local_links("[a](missing.md) [b](https://x.org) ![c](attachment:c.png)", ROOT) == ["missing.md"]
