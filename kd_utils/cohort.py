@@ -210,12 +210,12 @@ class CohortResult:
                 "val_accuracy": self.val_accuracy, "seconds": self.seconds}
 
 
-def _member_labels(objectives: Sequence[Objective], labels: Tensor, teacher_logits: Tensor | None) -> Tensor:
-    teacher_labels = teacher_logits.argmax(1) if teacher_logits is not None else None
+def _member_labels(objectives: Sequence[Objective], labels: Tensor, teachers: Tensor | None, teacher_of: Tensor) -> Tensor:
+    teacher_labels = teachers.argmax(-1) if teachers is not None else None  # (teachers, n)
     rows = []
     for k, objective in enumerate(objectives):
         if objective.labels == "teacher":
-            rows.append(teacher_labels)
+            rows.append(teacher_labels[teacher_of[k]])
         else:
             rows.append(labels[k] if labels.dim() == 2 else labels)
     return torch.stack(rows)
@@ -228,6 +228,7 @@ def train_cohort(
     objectives: Sequence[Objective],
     *,
     teacher_logits: Tensor | None = None,
+    teacher_of: Sequence[int] | None = None,
     teacher_features: Tensor | None = None,
     subsets: Tensor | None = None,
     val: tuple[Tensor, Tensor] | None = None,
@@ -245,6 +246,8 @@ def train_cohort(
     member trains as ``kd.train`` would train that student alone, up to rounding.
     Labels of -1 mark unlabelled images (only the soft and hint terms learn from them); `train_y` of shape
     (members, images) gives each member its own labels (e.g. a different labelled 1 % per seed).
+    `teacher_logits` are one teacher's, shape (images, classes), or several teachers', shape (teachers, images,
+    classes), with `teacher_of` naming each member's teacher (an index into the first dimension).
     `teacher_features` (images, width), cached like the logits, are the hint's targets.
     `subsets` (members, m) gives each member its own m training images (indices into train_x), e.g. one
     labelled subset per seed; an epoch is then one pass over m images.
@@ -267,7 +270,16 @@ def train_cohort(
     if any(o.needs_teacher for o in objectives):
         if teacher_logits is None:
             raise ValueError("an objective uses the teacher (alpha > 0 or labels='teacher'): pass teacher_logits")
-        _check_teacher_logits(teacher_logits, n, cohort.num_classes)
+        _check_teacher_logits(teacher_logits if teacher_logits.dim() != 3 else teacher_logits[0], n, cohort.num_classes)
+    teachers = None if teacher_logits is None else teacher_logits if teacher_logits.dim() == 3 else teacher_logits[None]
+    count = 1 if teachers is None else len(teachers)
+    if count > 1 and teacher_of is None:
+        raise ValueError(f"teacher_logits hold {count} teachers: say which one each member learns from with "
+                         f"teacher_of=[one index per member, 0 to {count - 1}]")
+    teacher_of = torch.as_tensor([0] * members if teacher_of is None else list(teacher_of), dtype=torch.long)
+    if len(teacher_of) != members or ((teacher_of < 0) | (teacher_of >= count)).any():
+        raise ValueError(f"teacher_of must give each of the {members} members the index of its teacher (0 to "
+                         f"{count - 1}), got {teacher_of.tolist()}")
     hinted = any(o.feature_weight > 0 for o in objectives)
     if hinted:
         if teacher_features is None or cohort.regressor is None:
@@ -284,7 +296,7 @@ def train_cohort(
                              f"to {int(subsets.max())}")
     device = cohort.weight1.device
     flat_x = train_x.reshape(n, -1).to(device)
-    labels = _member_labels(objectives, train_y, teacher_logits).to(device)  # (members, n)
+    labels = _member_labels(objectives, train_y, teachers, teacher_of).to(device)  # (members, n)
     labelled = labels != IGNORE_LABEL
     safe_labels = labels.clamp(min=0)
     decoupled = torch.tensor([o.decoupled for o in objectives], device=device)
@@ -301,11 +313,13 @@ def train_cohort(
     features = teacher_features.to(device).float() if hinted else None
     soft = bool((alpha > 0).any())
     teacher_log_probs = member_temperature = None
-    if soft:  # softened once per distinct temperature for the whole run: (temperatures, n, classes)
-        logits = teacher_logits.to(device).float()
+    if soft:  # softened once per teacher and distinct temperature for the whole run: (teachers × temperatures, n, classes)
+        logits = teachers.to(device).float()
         temperatures = sorted({o.temperature for o in objectives})
-        teacher_log_probs = torch.stack([log_soft_targets(logits, t) for t in temperatures])
-        member_temperature = torch.tensor([temperatures.index(o.temperature) for o in objectives], device=device)[:, None]
+        teacher_log_probs = torch.cat([torch.stack([log_soft_targets(t_logits, t) for t in temperatures])
+                                       for t_logits in logits])
+        member_temperature = (teacher_of.to(device) * len(temperatures) + torch.tensor(
+            [temperatures.index(o.temperature) for o in objectives], device=device))[:, None]
     generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
     optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
     per_member = n if subsets is None else subsets.shape[1]

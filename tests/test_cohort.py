@@ -154,3 +154,33 @@ def test_members_with_their_own_subsets_train_as_cohorts_of_that_subset_alone(da
         assert torch.allclose(shared.member(member).hidden[1].weight, alone.member(0).hidden[1].weight, atol=1e-6)
     with pytest.raises(ValueError, match="indices into train_x"):
         train_cohort(shared, x, y, [SCRATCH, SCRATCH], subsets=subsets + 250, epochs=1, progress=False)
+
+
+def test_each_member_learns_from_its_own_teacher_as_it_would_in_a_cohort_of_that_teacher_alone(data):
+    x, y = _small(data, 256)
+    generator = torch.Generator().manual_seed(3)
+    teachers = torch.randn(2, len(x), 10, generator=generator) * 3
+    objectives = [Objective(alpha=0.8, temperature=2.0), Objective(alpha=0.8, temperature=4.0),
+                  Objective(labels="teacher"), Objective(alpha=0.8, temperature=2.0, tckd_weight=1.0, nckd_weight=2.0)]
+    teacher_of = [1, 0, 1, 1]
+    mixed = MLPCohort(16, [0, 1, 2, 3])
+    train_cohort(mixed, x, y, objectives, teacher_logits=teachers, teacher_of=teacher_of, epochs=1, batch_size=32,
+                 progress=False)
+    for member, (objective, teacher) in enumerate(zip(objectives, teacher_of)):
+        alone = MLPCohort(16, [member])
+        train_cohort(alone, x, y, [objective], teacher_logits=teachers[teacher], epochs=1, batch_size=32, progress=False)
+        assert torch.allclose(mixed.member(member).hidden[1].weight, alone.member(0).hidden[1].weight, atol=1e-6), member
+
+
+def test_several_teachers_need_teacher_of_with_one_valid_index_per_member(data):
+    x, y = _small(data, 64)
+    cohort = MLPCohort(8, [0, 1])
+    objectives, teachers = [Objective(alpha=0.5), Objective(alpha=0.5)], torch.zeros(2, len(x), 10)
+    with pytest.raises(ValueError, match="teacher_of=\\[one index per member, 0 to 1\\]"):
+        train_cohort(cohort, x, y, objectives, teacher_logits=teachers, epochs=1, progress=False)
+    for bad in ([0], [0, 2], [-1, 0]):
+        with pytest.raises(ValueError, match="teacher_of must give each of the 2 members"):
+            train_cohort(cohort, x, y, objectives, teacher_logits=teachers, teacher_of=bad, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="teacher_logits have shape"):
+        train_cohort(cohort, x, y, objectives, teacher_logits=torch.zeros(2, len(x), 7), teacher_of=[0, 1], epochs=1,
+                     progress=False)
