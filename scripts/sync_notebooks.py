@@ -114,9 +114,10 @@ def sync_notebook(path: Path) -> bool:
         setup = nbformat.v4.new_code_cell()
     setup.source = setup_source()
     setup.metadata.update({"tags": [SETUP_TAG], "slideshow": {"slide_type": "skip"}})
-    # right under the opening cell and its speaker notes (where a reader starts), and before any code that needs it
+    # right under the opening slide's prose and speaker notes (where a reader starts), before any code that needs it
     after_intro = 1
-    while after_intro < len(cells) and (cells[after_intro].metadata.get("slideshow") or {}).get("slide_type") == "notes":
+    while after_intro < len(cells) and cells[after_intro].cell_type == "markdown" and (
+            cells[after_intro].metadata.get("slideshow") or {}).get("slide_type") != "slide":
         after_intro += 1
     first_code = next(i for i, cell in enumerate(cells) if cell.cell_type == "code")
     cells.insert(min(first_code, after_intro), setup)
