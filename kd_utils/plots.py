@@ -206,7 +206,7 @@ def plot_soft_targets(logits: Tensor, temperatures: Sequence[float], class_names
         from matplotlib.patches import Patch
 
         axes[-1].legend(handles=[Patch(color=COLORS["highlight"], label="true class"),
-                                 Patch(color=COLORS["bar"], label="other classes")], loc="lower right")
+                                 Patch(color=COLORS["bar"], label="other classes")], loc="best")  # clear of the bars
     figure.suptitle(title, fontsize=16)
     return figure
 
