@@ -62,3 +62,13 @@ def test_every_local_link_and_picture_in_the_readmes_and_notebooks_exists():
         broken[str(path.relative_to(ROOT))] = _broken_local_links(prose, path.parent)
     assert {doc: links for doc, links in broken.items() if links} == {}
     assert _broken_local_links("[a](missing.md) [b](https://x.org) ![c](attachment:c.png)", ROOT) == ["missing.md"]
+
+
+def test_every_notebook_runs_in_smoke_mode_in_under_a_minute_as_its_opening_says():
+    import json
+
+    smoke = json.loads((ROOT / "notebooks" / "timings.json").read_text(encoding="utf-8"))["smoke"]
+    for path in NOTEBOOKS[1:]:  # 01 ... 07; the index opens with the table itself
+        opening = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells[:2])
+        assert "under a minute in smoke mode" in opening, f"{path.name}: its opening no longer says how long smoke mode takes"
+        assert smoke[path.stem] < 60, f"{path.name} took {smoke[path.stem]:.0f} s in smoke mode, not under a minute"
