@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import atomic_write
+from .evaluate import time_statement
 
 
 class UnsupportedLayerError(ValueError):
@@ -341,11 +342,6 @@ def time_inference(
     torch.utils.benchmark warms up, repeats and reports the median. `threads` sets PyTorch's
     threads; an ONNX Runtime session uses the threads it was created with (``kd.onnx_session``).
     """
-    import logging
-
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # see kd.latency
-    from torch.utils import benchmark
-
     images = torch.randn(batch_size, *input_shape)
     if _is_session(target):
         name = _check_session_input(target, images)
@@ -354,10 +350,7 @@ def time_inference(
         _check_model(target, "time_inference")
         target.eval()
         stmt, arguments = "with torch.inference_mode(): target(images)", {"target": target, "images": images, "torch": torch}
-    timer = benchmark.Timer(stmt=stmt, globals=arguments, num_threads=threads)
-    median = timer.blocked_autorange(min_run_time=min_run_time).median
-    return {"batch_size": batch_size, "threads": threads, "seconds_per_batch": median,
-            "seconds_per_image": median / batch_size, "images_per_second": batch_size / median}
+    return time_statement(stmt, arguments, batch_size, threads, min_run_time)
 
 
 @torch.inference_mode()

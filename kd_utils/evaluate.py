@@ -158,6 +158,17 @@ def latency(
     Returns the median seconds per batch, seconds per image, images per second and the
     interquartile range, so that a reader can judge the noise.
     """
+    model = model.eval()
+    images = torch.randn(batch_size, *input_shape, device=next(model.parameters()).device)
+    return time_statement("with torch.inference_mode(): model(images)", {"model": model, "images": images, "torch": torch},
+                          batch_size, threads, min_run_time)
+
+
+def time_statement(stmt: str, arguments: dict, batch_size: int, threads: int, min_run_time: float) -> dict[str, float]:
+    """Time `stmt`, one batch of `batch_size` images, with torch.utils.benchmark (for kd.latency and kd.time_inference).
+
+    The timer warms up, repeats for at least `min_run_time` seconds at `threads` threads and reports the median.
+    """
     import logging
 
     # Importing torch.utils.benchmark looks for a CUDA toolkit and, on a CPU machine that has nvcc,
@@ -165,14 +176,8 @@ def latency(
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     from torch.utils import benchmark
 
-    model = model.eval()
-    images = torch.randn(batch_size, *input_shape, device=next(model.parameters()).device)
-    timer = benchmark.Timer(
-        stmt="with torch.inference_mode(): model(images)",
-        globals={"model": model, "images": images, "torch": torch},
-        num_threads=threads,
-    )
-    measurement = timer.blocked_autorange(min_run_time=min_run_time)
+    measurement = benchmark.Timer(stmt=stmt, globals=arguments, num_threads=threads).blocked_autorange(
+        min_run_time=min_run_time)
     median = measurement.median
     return {
         "batch_size": batch_size,

@@ -12,6 +12,7 @@ alpha = 1 learns from the teacher alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
@@ -301,21 +302,6 @@ class CosineLoss(nn.Module):
         return (1.0 - F.cosine_similarity(student_vector, teacher_vector, dim=1)).mean()
 
 
-__all__ = [
-    "IGNORE_LABEL",
-    "AttentionTransferLoss",
-    "CosineLoss",
-    "HintLoss",
-    "attention_map",
-    "distillation_loss",
-    "entropy",
-    "feature_mse",
-    "hard_loss",
-    "kd_loss",
-    "log_soft_targets",
-    "soft_loss",
-    "soft_targets",
-]
 
 
 # ----------------------------------------------------------------------------- ensembles and decoupled KD (notebook 06)
@@ -335,8 +321,16 @@ def ensemble_logits(member_logits: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
         if logits.shape != member_logits[0].shape:
             raise ValueError(f"member_logits[{index}] has shape {tuple(logits.shape)} but member_logits[0] has "
                              f"{tuple(member_logits[0].shape)}: every member must score the same images, in the same order")
+    return mean_probability_logits(member_logits)
+
+
+def mean_probability_logits(member_logits: Iterable[Tensor]) -> Tensor:
+    """The arithmetic of `ensemble_logits` (and of ``kd.Ensemble``), unchecked: log of the mean softmax, in log space.
+
+    An iterator works: ``kd.Ensemble`` passes its members' outputs one by one, each softened as it comes.
+    """
     log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits in member_logits])
-    return log_probs.logsumexp(dim=0) - math.log(len(member_logits))
+    return log_probs.logsumexp(dim=0) - math.log(len(log_probs))
 
 
 def decoupled_kd_from_log_probs(student_log_probs: Tensor, teacher_log_probs: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -436,4 +430,21 @@ def dkd_loss(
     return alpha * tckd + beta * nckd
 
 
-__all__ += ["decoupled_kd_terms", "dkd_loss", "ensemble_logits"]
+__all__ = [
+    "AttentionTransferLoss",
+    "CosineLoss",
+    "HintLoss",
+    "IGNORE_LABEL",
+    "attention_map",
+    "decoupled_kd_terms",
+    "distillation_loss",
+    "dkd_loss",
+    "ensemble_logits",
+    "entropy",
+    "feature_mse",
+    "hard_loss",
+    "kd_loss",
+    "log_soft_targets",
+    "soft_loss",
+    "soft_targets",
+]

@@ -9,12 +9,12 @@ so a checkpoint can rebuild it and detect a mismatch.
 
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 from torch import nn
 
 from .data import NUM_CLASSES
+from .losses import mean_probability_logits
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -91,10 +91,7 @@ class Ensemble(nn.Module):
         self.members = nn.ModuleList(members)
 
     def forward(self, x):
-        import torch
-
-        log_probs = torch.stack([member(x).log_softmax(dim=-1) for member in self.members])
-        return log_probs.logsumexp(dim=0) - math.log(len(self.members))
+        return mean_probability_logits(member(x) for member in self.members)
 
 
 ARCHITECTURES: dict[str, type[nn.Module]] = {

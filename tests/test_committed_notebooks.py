@@ -57,7 +57,7 @@ def _broken_local_links(text: str, folder: Path) -> list[str]:
 def test_every_local_link_and_picture_in_the_readmes_and_notebooks_exists():
     broken = {str(doc.relative_to(ROOT)): _broken_local_links(doc.read_text(encoding="utf-8"), doc.parent)
               for doc in (ROOT / "README.md", ROOT / "experiments" / "README.md")}
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in NOTEBOOKS:
         prose = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "markdown")
         broken[str(path.relative_to(ROOT))] = _broken_local_links(prose, path.parent)
     assert {doc: links for doc, links in broken.items() if links} == {}

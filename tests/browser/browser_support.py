@@ -1,19 +1,32 @@
-"""What the browser tests share: the project's folders and the notebooks they open."""
+"""What the browser tests share: the project's folders, the notebooks they open and the Chromium they drive."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
 ARTIFACTS = ROOT / "tests" / "artifacts"  # git-ignored: screenshots of one notebook and one slide
+CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 
 
 def course_notebooks() -> list[Path]:
-    """Return every numbered notebook (00_index ... 07_*), so a new notebook joins the suite by its name alone."""
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    """Return the notebooks `make slides` exports (00_index ... 07_*), so a new notebook joins the suite by itself."""
+    return load_build_slides().course_notebooks()
+
+
+def find_chromium() -> str | None:
+    """Return the path of the system's Chromium, or None; KD_CHROMIUM, when set, is the only place looked at."""
+    override = os.environ.get("KD_CHROMIUM")
+    for candidate in (override,) if override else CHROMIUM_CANDIDATES:
+        found = shutil.which(candidate)
+        if found:
+            return found
+    return None
 
 
 def load_build_slides():

@@ -21,9 +21,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import ARTIFACTS, NOTEBOOKS, ROOT, course_notebooks, load_build_slides
+from browser_support import (
+    ARTIFACTS,
+    CHROMIUM_CANDIDATES,
+    NOTEBOOKS,
+    ROOT,
+    course_notebooks,
+    find_chromium,
+    load_build_slides,
+)
 
-CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 GET_CHROMIUM = "install Debian's Chromium with `make setup` (as root) or `sudo apt-get install chromium`"
 LAB_START_TIMEOUT_S = 120
 
@@ -38,16 +45,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         rest = set(browser_items[1:])
         config.hook.pytest_deselected(items=list(rest))
         items[:] = [item for item in items if item not in rest]
-
-
-def find_chromium() -> str | None:
-    """Return the path of the system's Chromium, or None; KD_CHROMIUM, when set, is the only place looked at."""
-    override = os.environ.get("KD_CHROMIUM")
-    for candidate in (override,) if override else CHROMIUM_CANDIDATES:
-        found = shutil.which(candidate)
-        if found:
-            return found
-    return None
 
 
 def missing_browser() -> str | None:

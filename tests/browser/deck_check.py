@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from browser_support import ARTIFACTS, load_build_slides
+from browser_support import ARTIFACTS, find_chromium, load_build_slides
 
 VIEWPORT = {"width": 1280, "height": 720}
 START_TIMEOUT_S = 20  # a deck opens in about a second from file://; one that never starts fails
@@ -152,8 +151,8 @@ def overflowing(report: dict, screens: float = 2.0) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="+", type=Path)
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium",
-                        help="the Chromium executable (default: chromium on the PATH)")
+    parser.add_argument("--chromium", default=find_chromium(),
+                        help="the Chromium executable (default: KD_CHROMIUM, else the system's chromium)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the decks")
     parser.add_argument("--report", type=Path, required=True, help="JSON file for what each deck showed")
     args = parser.parse_args(argv)
