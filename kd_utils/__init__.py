@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from .checkpoints import CheckpointMismatchError, load_checkpoint, read_checkpoint, save_checkpoint
-from .cohort import SCRATCH, CohortResult, MLPCohort, Objective, train_cohort
+from .cohort import SCRATCH, CohortResult, MethodResults, MLPCohort, Objective, train_cohort, train_methods
 from .config import (
     CHECKPOINT_DIR,
     DATA_DIR,
@@ -107,6 +107,7 @@ from .recipes import (
     teacher_path,
     train_teacher,
 )
+from .stats import VERDICTS, Comparison, compare, mean_std, sample_std
 from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
 from .train import (
     FeatureDistillation,
@@ -151,4 +152,6 @@ __all__ = [
     # issue 12: one soft-loss primitive, objectives passed to kd.train, one atomic-write helper
     "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets", "objective_from",
     "soft_loss",
+    # issue 18: the one yardstick (paired per-seed differences, sample std, verdict words) and the paired cohort
+    "Comparison", "MethodResults", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
 ]

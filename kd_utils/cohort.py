@@ -33,9 +33,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from . import config
-from .data import NUM_CLASSES, batch_indices
+from .data import NUM_CLASSES, batch_indices, labelled_subset
 from .losses import IGNORE_LABEL, _check_temperature, check_labels, decoupled_kd_from_log_probs, log_soft_targets, soft_loss
 from .models import StudentMLP
+from .stats import check_seeds
 
 LABEL_SOURCES = ("true", "teacher")
 
@@ -374,3 +375,58 @@ def train_cohort(
     result.seconds = time.perf_counter() - start
     cohort.eval()
     return result
+
+
+@dataclass
+class MethodResults:
+    """What `train_methods` returns: accuracy in % per split, method and seed (in seed order), and the cohort."""
+
+    seeds: list[int]
+    accuracy: dict[str, dict[str, list[float]]]  # split -> method -> one accuracy (%) per seed
+    cohort: MLPCohort
+    result: CohortResult
+
+    def of(self, method: str, split: str = "test") -> list[float]:
+        """Return the accuracies (%) of `method` on `split`, one per seed."""
+        return self.accuracy[split][method]
+
+
+def train_methods(
+    width: int,
+    seeds: Sequence[int],
+    methods: dict[str, Objective],
+    train_x: Tensor,
+    train_y: Tensor,
+    *,
+    teacher_logits: Tensor | None = None,
+    evaluate: dict[str, tuple[Tensor, Tensor]],
+    subset_size: int | None = None,
+    epochs: int,
+    batch_size: int,
+    val: tuple[Tensor, Tensor] | None = None,
+    eval_every: int = 0,
+    progress: bool = False,
+    name: str = "cohort",
+) -> MethodResults:
+    """Train MLP(`width`) from every seed under every method as one cohort; return each one's accuracy per split.
+
+    The students of a seed share their initial weights and data order, so a method's effect is a paired, per-seed
+    difference (``kd.compare``). With `subset_size`, every student of a seed trains on that seed's class-balanced
+    subset of `subset_size` images (``kd.labelled_subset``): the same images for every method.
+    """
+    seeds = check_seeds(seeds)
+    members = [(method, seed) for method in methods for seed in seeds]
+    cohort = MLPCohort(width, [seed for _, seed in members])
+    subsets = None
+    if subset_size is not None:
+        labels = train_y if train_y.dim() == 1 else train_y[0]
+        per_seed = {seed: labelled_subset(labels, per_class=subset_size // NUM_CLASSES, seed=seed) for seed in seeds}
+        subsets = torch.stack([per_seed[seed] for _, seed in members])
+    result = train_cohort(cohort, train_x, train_y, [methods[m] for m, _ in members], teacher_logits=teacher_logits,
+                          subsets=subsets, val=val, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
+                          progress=progress, name=name)
+    accuracy = {}
+    for split, (images, labels) in evaluate.items():
+        values = [100 * a for a in cohort.accuracies(images, labels)]
+        accuracy[split] = {method: values[i * len(seeds):(i + 1) * len(seeds)] for i, method in enumerate(methods)}
+    return MethodResults(seeds, accuracy, cohort, result)
