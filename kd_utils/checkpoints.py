@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,14 +26,15 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
     previous checkpoint intact.
     """
     path = Path(path)
-    _check_metadata(dict(metadata or {}))
+    metadata = _plain(dict(metadata or {}))
+    _check_metadata(metadata)
     state_dict = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     payload = {
         "architecture": type(model).__name__,
         "config": dict(getattr(model, "config", {})),
         "state_dict": state_dict,
         "weights_sha256": weights_checksum(state_dict),
-        "metadata": dict(metadata or {}),
+        "metadata": metadata,
         "torch_version": str(torch.__version__),
     }
     with config.atomic_write(path) as file:
@@ -41,6 +43,20 @@ def save_checkpoint(model: nn.Module, path: Path | str, metadata: dict[str, Any]
 
 
 _METADATA_TYPES = (str, int, float, bool, type(None))
+
+
+def _plain(value: Any) -> Any:
+    """Return `value` with numpy scalars and arrays turned into Python numbers and lists (``np.mean`` returns a
+    ``numpy.float64``, which a weights-only load refuses to read back)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    return value
 
 
 def _check_metadata(value: Any, where: str = "metadata") -> None:

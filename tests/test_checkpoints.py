@@ -3,6 +3,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,13 @@ def test_a_checkpoint_loads_back_with_its_checksum_verified(tmp_path):
     loaded, metadata = kd.load_checkpoint(path)
     assert metadata["nested"] == {"a": [1, 2.5, None]}
     assert kd.read_checkpoint(path)["weights_sha256"] == kd.checkpoints.weights_checksum(model.state_dict())
+
+
+@pytest.mark.parametrize("value", [np.float64(0.5), np.float32(0.25), np.float16(0.5), np.int64(3), np.int32(-2),
+                                   np.int8(1), np.uint8(7), np.bool_(True), np.array([0.5, 1.5]),
+                                   np.array([[1, 2], [3, 4]], dtype=np.int16), np.array(2.0)])
+def test_metadata_holding_numpy_scalars_and_arrays_round_trips_as_python_values(tmp_path, value):
+    path = kd.save_checkpoint(kd.StudentMLP(hidden=8), tmp_path / "m.pt", {"mean": value, "nested": {"list": [value]}})
+    _, metadata = kd.load_checkpoint(path)
+    assert metadata["mean"] == value.tolist() and metadata["nested"]["list"] == [value.tolist()]
+    assert not isinstance(metadata["mean"], np.generic)
