@@ -53,6 +53,11 @@ def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
         )
 
 
+def _wide(logits: Tensor) -> Tensor:
+    """Return half-precision logits as float32: T²·KL can overflow float16 (max 65,504) where float32 is exact enough."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def soft_targets(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Return the soft targets softmax(logits / T) along the last dimension."""
     _check_temperature(temperature)
@@ -94,6 +99,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     """
     _check_temperature(temperature)
     _check_pair(student_logits, teacher_logits)
+    student_logits, teacher_logits = _wide(student_logits), _wide(teacher_logits)  # float16 in, float32 out
     return soft_loss(log_soft_targets(student_logits, temperature), log_soft_targets(teacher_logits, temperature),
                      temperature, scale)
 
@@ -117,6 +123,7 @@ def distillation_loss(
         check_labels(labels, student_logits.shape[1], rows=len(student_logits))
     if alpha > 0.0:
         _check_temperature(temperature)
+    student_logits, teacher_logits = _wide(student_logits), _wide(teacher_logits)  # float16 in, float32 out
     teacher_log_probs = log_soft_targets(teacher_logits, temperature)
     return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
 

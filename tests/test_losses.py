@@ -117,3 +117,16 @@ def test_cosine_loss_is_zero_for_parallel_vectors_and_projects_other_widths():
 def test_cosine_loss_without_projection_names_the_fix():
     with pytest.raises(ValueError, match="CosineLoss"):
         kd.CosineLoss(16, 16)(torch.randn(4, 16), torch.randn(4, 64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_logits_give_the_finite_float32_loss_not_an_overflow(dtype):
+    student = torch.tensor([[1e4, -1e4, 0.0], [3.0, 1.0, -2.0]])
+    teacher = torch.tensor([[-1e4, 1e4, 0.0], [1.0, 2.0, 0.5]])
+    labels = torch.tensor([0, 1])
+    for loss in (lambda s, t: kd.kd_loss(s, t, temperature=4.0),
+                 lambda s, t: kd.distillation_loss(s, t, labels, temperature=4.0, alpha=0.5)):
+        expected = loss(student.to(dtype).double(), teacher.to(dtype).double())  # the same rounded inputs, exactly
+        got = loss(student.to(dtype), teacher.to(dtype))
+        assert got.dtype == torch.float32 and torch.isfinite(got)
+        assert got.double().item() == pytest.approx(expected.item(), rel=1e-5)
