@@ -33,11 +33,28 @@ TEACHER_CONFIG: dict[str, Any] = {}  # TeacherCNN's defaults: width 24, hidden 2
 TEACHER_SCHEDULE = {"full": {"epochs": 5, "batch_size": 128, "lr": 3e-3}, "smoke": {"epochs": 1, "batch_size": 128, "lr": 3e-3}}
 
 
-def train_teacher(data, seed: int = 0, epochs: int | None = None, progress: bool = True):
-    """Train the course's TeacherCNN on `data` with the schedule of the current mode; return (teacher, metadata)."""
+def teacher_recipe(seed: int = 0, epochs: int | None = None) -> dict[str, Any]:
+    """Return the settings a teacher of the current mode is trained with: architecture, schedule and seed."""
     schedule = dict(TEACHER_SCHEDULE[config.mode_name()])
     if epochs is not None:
         schedule["epochs"] = epochs
+    return {"architecture": "TeacherCNN", "config": dict(TEACHER_CONFIG), **schedule, "seed": seed}
+
+
+def recipe_difference(metadata: dict[str, Any], recipe: dict[str, Any]) -> str:
+    """Return how a checkpoint's recorded recipe differs from `recipe` ('' when it does not), naming each field."""
+    saved = metadata.get("recipe")
+    if saved is None:  # written before checkpoints recorded their recipe: compare what they did record
+        saved = {key: metadata[key] for key in ("epochs", "seed") if key in metadata}
+    differences = [f"{key}={saved[key]!r} where the recipe says {key}={value!r}"
+                   for key, value in recipe.items() if key in saved and saved[key] != value]
+    return "; ".join(differences)
+
+
+def train_teacher(data, seed: int = 0, epochs: int | None = None, progress: bool = True):
+    """Train the course's TeacherCNN on `data` with the schedule of the current mode; return (teacher, metadata)."""
+    recipe = teacher_recipe(seed, epochs)
+    schedule = {key: recipe[key] for key in TEACHER_SCHEDULE[config.mode_name()]}
     config.set_seed(seed)
     teacher = build_model("TeacherCNN", **TEACHER_CONFIG)
     history = train(
@@ -51,6 +68,7 @@ def train_teacher(data, seed: int = 0, epochs: int | None = None, progress: bool
         "train_seconds": history.train_seconds,
         "seed": seed,
         "mode": config.mode_name(),
+        "recipe": recipe,
         "history": history.epochs,
     }
     return teacher.eval(), metadata
@@ -73,6 +91,10 @@ def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | N
     if path.exists() and not retrain:
         try:
             teacher, metadata = load_checkpoint(path, build_model("TeacherCNN", **TEACHER_CONFIG))
+            difference = recipe_difference(metadata, teacher_recipe())
+            if difference:
+                raise CheckpointMismatchError(f"{config.relative_path(path)} was trained with other settings than the "
+                                              f"teacher's recipe: {difference}")
             if verbose:
                 test_accuracy = metadata.get("test_accuracy", float("nan"))
                 print(

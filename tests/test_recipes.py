@@ -73,3 +73,24 @@ def test_a_missing_ensemble_member_names_how_to_get_it_back(data, monkeypatch, t
     monkeypatch.setattr(kd.recipes, "load_or_train_teacher", lambda *a, **k: (kd.StudentMLP(8), {}))
     with pytest.raises(FileNotFoundError, match="train_teacher_variant.py --epochs 5 --shift 0 --seed 1"):
         kd.load_teacher_ensemble(seeds=(0, 1), verbose=False)
+
+
+def test_a_teacher_checkpoint_trained_with_other_settings_than_its_recipe_is_retrained_naming_the_difference(
+        data, capsys, monkeypatch):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    teacher, metadata = kd.load_or_train_teacher(data, verbose=False)
+    assert metadata["recipe"] == kd.recipes.teacher_recipe()
+    metadata["recipe"] = {**metadata["recipe"], "epochs": 7, "lr": 0.1}
+    kd.save_checkpoint(teacher, kd.teacher_path(), metadata)
+    capsys.readouterr()
+    _, reloaded = kd.load_or_train_teacher(data, verbose=False)
+    out = capsys.readouterr().out
+    assert "epochs=7 where the recipe says epochs=1" in out and "lr=0.1" in out
+    assert reloaded["recipe"] == kd.recipes.teacher_recipe()  # retrained by the recipe
+
+
+def test_an_older_teacher_checkpoint_without_a_recipe_is_checked_by_what_it_recorded():
+    from kd_utils.recipes import recipe_difference, teacher_recipe
+
+    assert recipe_difference({"epochs": 5, "seed": 0}, teacher_recipe() | {"epochs": 5}) == ""
+    assert "seed=3" in recipe_difference({"epochs": 5, "seed": 3}, teacher_recipe() | {"epochs": 5})
