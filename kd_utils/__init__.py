@@ -60,6 +60,7 @@ from .evaluate import (
     predict_logits,
     predict_logits_and_features,
     predictions,
+    recommend_student,
     reliability,
     size_on_disk,
 )
@@ -86,6 +87,7 @@ from .models import Ensemble, StudentCNN, StudentMLP, TeacherCNN, build_model, i
 from .plots import (
     plot_bars_with_error,
     plot_class_grid,
+    plot_comparisons,
     plot_confusion_matrix,
     plot_feature_maps,
     plot_heatmap,
@@ -153,5 +155,7 @@ __all__ = [
     "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets", "objective_from",
     "soft_loss",
     # issue 18: the one yardstick (paired per-seed differences, sample std, verdict words) and the paired cohort
-    "Comparison", "MethodResults", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
+    "Comparison", "MethodResults", "plot_comparisons", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
+    # issue 20: the rule that picks the student to ship, on validation (notebooks 05 and 07)
+    "recommend_student",
 ]

@@ -193,3 +193,39 @@ def model_summary(model: nn.Module) -> dict[str, float]:
     """Return parameters, size on disk (bytes) and FLOPs per image of a model."""
     return {"parameters": count_parameters(model), "bytes": size_on_disk(model), "flops": flops_per_image(model)}
 
+
+
+def recommend_student(rows, *, min_speedup: float = 5.0, max_loss: float = 2.0,
+                      teacher: str = "teacher") -> tuple[dict, str]:
+    """Return (the row of the student to ship, the reason), chosen on validation accuracy only.
+
+    The rule, applied in this order, takes the most accurate student on validation among:
+    1. the students at least `min_speedup`× faster than the teacher at batch 1 and at most `max_loss`
+       percentage points below the teacher's validation accuracy;
+    2. if none is within the accuracy limit, the students that meet the speed-up alone;
+    3. if none is fast enough either, all students.
+    Test accuracy is never read, so it stays an unbiased estimate of the shipped student.
+
+    Args:
+        rows: one dict per model with "name", "val_accuracy" (in %) and "speedup_batch1" (the teacher's
+            latency at batch 1 divided by the model's); the row named `teacher` is the reference.
+    """
+    by_name = {row["name"]: row for row in rows}
+    if teacher not in by_name:
+        raise ValueError(f"no row named {teacher!r} among {', '.join(by_name)}")
+    students = [row for row in rows if row["name"] != teacher]
+    if not students:
+        raise ValueError("no student to recommend")
+    limit = by_name[teacher]["val_accuracy"] - max_loss
+    fast = [row for row in students if row["speedup_batch1"] >= min_speedup]
+    both = [row for row in fast if row["val_accuracy"] >= limit]
+    if both:
+        pool, reason = both, (f"the most accurate on validation of the students ≥ {min_speedup:g}× faster and "
+                              f"≤ {max_loss:g} pp below the teacher")
+    elif fast:
+        pool, reason = fast, (f"no student is within {max_loss:g} pp of the teacher on validation, so the rule falls "
+                              f"back to the most accurate on validation of the students ≥ {min_speedup:g}× faster")
+    else:
+        pool, reason = students, (f"no student is {min_speedup:g}× faster, so the rule falls back to the most "
+                                  "accurate student on validation")
+    return max(pool, key=lambda row: row["val_accuracy"]), reason

@@ -298,4 +298,38 @@ def plot_bars_with_error(names: Sequence[str], means: Sequence[float], stds: Seq
     return figure
 
 
+def plot_comparisons(comparisons: dict, title: str, xlabel: str = "gain over the baseline (pp)"):
+    """Draw paired comparisons (``kd.compare``): each seed's difference as a dot, the mean and its 95 % interval.
+
+    One row per comparison, zero marked, the verdict written at the end of its own row, so a gain of a few tenths
+    of a point looks as large as it is, next to the seeds' spread, and no legend covers the data.
+    """
+    from .stats import CLEAR_GAIN, CLEAR_LOSS
+
+    names = list(comparisons)
+    figure, axis = plt.subplots(figsize=(11, 1.0 + 0.85 * len(names)))
+    verdict_color = {CLEAR_GAIN: "#2e7d32", CLEAR_LOSS: "#b52b27"}  # darker than the palette: text on white
+    for row, name in enumerate(names):
+        comparison = comparisons[name]
+        y = len(names) - 1 - row
+        axis.errorbar([comparison.mean], [y], xerr=[[comparison.half_width], [comparison.half_width]], fmt="D", ms=9,
+                      capsize=7, color=COLORS["line"], zorder=3)
+        axis.scatter(comparison.differences, [y + 0.18] * comparison.seeds, s=36, color=BLUE, alpha=0.8, zorder=4)
+    axis.axvline(0, color="k", lw=1.2)
+    axis.set_yticks(range(len(names)), names[::-1])
+    axis.set_ylim(-0.7, len(names) - 0.3)
+    low = min(min(c.low, *c.differences) for c in comparisons.values())
+    high = max(max(c.high, *c.differences) for c in comparisons.values())
+    span = max(high, 0) - min(low, 0)
+    axis.set_xlim(min(low, 0) - 0.05 * span, max(high, 0) + 0.65 * span)
+    for row, name in enumerate(names):
+        comparison = comparisons[name]
+        axis.text(max(comparison.high, *comparison.differences) + 0.03 * span, len(names) - 1 - row,
+                  f"{comparison.mean:+.2f} ± {comparison.half_width:.2f}: {comparison.verdict}", va="center",
+                  fontsize=12, color=verdict_color.get(comparison.verdict, COLORS["text"]))
+    axis.set(xlabel=xlabel, title=title)
+    axis.grid(axis="y", visible=False)
+    return figure
+
+
 __all__ = [name for name in dir() if name.startswith(("plot_", "use_course_style"))]
