@@ -49,3 +49,17 @@ def test_the_headline_gives_the_same_verdict_under_a_second_instruction_set():
     done = subprocess.run([sys.executable, str(SCRIPT), "--smoke"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr[-2000:]
     assert "the same verdict under both instruction sets: clear gain" in done.stdout, done.stdout
+
+
+def test_the_readme_quotes_the_ranges_and_verdicts_of_the_committed_report():
+    committed = json.loads(_script().REPORT.read_text())
+    readme = (kd.PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    same = committed["candidates"]["same_images"]
+    entries = [same["test"], committed["candidates"]["full_labels"]["test"], *(c["test"] for c in same["controls"].values())]
+    for entry in entries:
+        values = list(entry["verdicts"].values())
+        verdicts = ", ".join(f"{values.count(w)} × {w}" for w in sorted(set(values)))
+        row = f"{entry['smallest_mean']:+.2f} to {entry['largest_mean']:+.2f} pp"
+        assert any(row in line and verdicts in line for line in readme.splitlines()), (row, verdicts)
+    val_clear = list(committed["candidates"]["full_labels"]["val"]["verdicts"].values()).count("clear gain")
+    assert f"({val_clear} of {len(committed['runs'])})" in readme
