@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import config
-from .losses import _check_temperature, log_soft_targets, soft_loss
+from .losses import _check_temperature, log_soft_targets, soft_loss, upcast_half
 
 IGNORE_INDEX = -100  # TRL / F.cross_entropy: a position labelled -100 adds nothing to a sequence loss
 
@@ -507,8 +507,25 @@ def sample_text(model: nn.Module, tokenizer: CharTokenizer, prompt: str = "\n", 
 # ----------------------------------------------------------------------------- sequence losses
 
 
-def _sequence_rows(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Check a pair of (..., time, vocab) logits; return both as (unmasked positions, vocab), the teacher detached."""
+def _unmasked(rows: list[Tensor], labels: Tensor | None, positions: tuple[int, ...]) -> list[Tensor]:
+    """Return each (positions, width) tensor of `rows` without the positions labelled -100 in `labels`."""
+    if labels is None:
+        return rows
+    if tuple(labels.shape) != tuple(positions):
+        raise ValueError(f"labels {tuple(labels.shape)} must have the shape of the logits without the vocabulary "
+                         f"axis, {tuple(positions)}; label masked positions {IGNORE_INDEX}")
+    keep = labels.reshape(-1) != IGNORE_INDEX
+    return [row[keep] for row in rows]
+
+
+def _sequence_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor | None, temperature: float,
+                   loss) -> Tensor:
+    """Check a pair of (..., time, vocab) logits, soften the unmasked positions at T; return loss(student, teacher).
+
+    The teacher is detached (a fixed target) and half precision is upcast; with every position masked the
+    result is a 0 attached to the graph, as TRL gives.
+    """
+    _check_temperature(temperature)
     for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.dim() < 2:
             raise ValueError(f"{name} must be a floating-point tensor of shape (..., time, vocab)")
@@ -516,22 +533,11 @@ def _sequence_rows(student_logits: Tensor, teacher_logits: Tensor, labels: Tenso
         raise ValueError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
                          f"{tuple(teacher_logits.shape)} must have the same shape (same tokens, same vocabulary)")
     vocab = student_logits.shape[-1]
-    # Half precision is upcast: a softmax over the vocabulary in float16 loses the small probabilities.
-    rows = [logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
-            for logits in (student_logits, teacher_logits.detach())]
-    rows = [logits.reshape(-1, vocab) for logits in rows]
-    if labels is not None:
-        if tuple(labels.shape) != tuple(student_logits.shape[:-1]):
-            raise ValueError(f"labels {tuple(labels.shape)} must have the shape of the logits without the vocabulary "
-                             f"axis, {tuple(student_logits.shape[:-1])}; label masked positions {IGNORE_INDEX}")
-        keep = labels.reshape(-1) != IGNORE_INDEX
-        rows = [logits[keep] for logits in rows]
-    return rows[0], rows[1]
-
-
-def _all_masked(rows: Tensor) -> Tensor | None:
-    """Return a 0 attached to the graph when no position is left to score (as TRL does), else None."""
-    return rows.sum() if rows.numel() == 0 else None
+    rows = [upcast_half(logits).reshape(-1, vocab) for logits in (student_logits, teacher_logits.detach())]
+    student_rows, teacher_rows = _unmasked(rows, labels, student_logits.shape[:-1])
+    if student_rows.numel() == 0:
+        return student_rows.sum()
+    return loss(log_soft_targets(student_rows, temperature), log_soft_targets(teacher_rows, temperature))
 
 
 def forward_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, labels: Tensor | None = None,
@@ -543,13 +549,8 @@ def forward_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     to put mass wherever the teacher does (Hinton's KD loss, and TRL's generalized JSD at β = 0).
     ``scale=True`` multiplies by T², as ``kd.kd_loss`` does. The teacher is a fixed target (detached).
     """
-    _check_temperature(temperature)
-    student_rows, teacher_rows = _sequence_rows(student_logits, teacher_logits, labels)
-    if (zero := _all_masked(student_rows)) is not None:
-        return zero
-    student_log_probs = log_soft_targets(student_rows, temperature)
-    teacher_log_probs = log_soft_targets(teacher_rows, temperature)
-    return soft_loss(student_log_probs, teacher_log_probs, temperature, scale)
+    return _sequence_loss(student_logits, teacher_logits, labels, temperature,
+                          lambda student, teacher: soft_loss(student, teacher, temperature, scale))
 
 
 def reverse_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0, labels: Tensor | None = None,
@@ -559,14 +560,9 @@ def reverse_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
     Mode-seeking: the student is punished for mass where the teacher has little, so it may drop some
     of the teacher's modes (MiniLLM, Gu et al. 2024; TRL's generalized JSD at β = 1). Same inputs as `forward_kl`.
     """
-    _check_temperature(temperature)
-    student_rows, teacher_rows = _sequence_rows(student_logits, teacher_logits, labels)
-    if (zero := _all_masked(student_rows)) is not None:
-        return zero
-    student_log_probs = log_soft_targets(student_rows, temperature)
-    teacher_log_probs = log_soft_targets(teacher_rows, temperature)
     # soft_loss(a, b) is KL(b ‖ a): with the roles swapped it is KL(student ‖ teacher).
-    return soft_loss(teacher_log_probs, student_log_probs, temperature, scale)
+    return _sequence_loss(student_logits, teacher_logits, labels, temperature,
+                          lambda student, teacher: soft_loss(teacher, student, temperature, scale))
 
 
 def _check_beta(beta: float) -> None:
@@ -594,17 +590,15 @@ def generalized_jsd(student_logits: Tensor, teacher_logits: Tensor, labels: Tens
         return forward_kl(student_logits, teacher_logits, temperature, labels, scale)
     if beta == 1:
         return reverse_kl(student_logits, teacher_logits, temperature, labels, scale)
-    _check_temperature(temperature)
-    student_rows, teacher_rows = _sequence_rows(student_logits, teacher_logits, labels)
-    if (zero := _all_masked(student_rows)) is not None:
-        return zero
-    student_log_probs = log_soft_targets(student_rows, temperature)
-    teacher_log_probs = log_soft_targets(teacher_rows, temperature)
-    mixture_log_probs = torch.logsumexp(
-        torch.stack([student_log_probs + math.log1p(-beta), teacher_log_probs + math.log(beta)]), dim=0)
-    kl_teacher = soft_loss(mixture_log_probs, teacher_log_probs, temperature, scale)  # KL(p_t ‖ m)
-    kl_student = soft_loss(mixture_log_probs, student_log_probs, temperature, scale)  # KL(p_s ‖ m)
-    return beta * kl_teacher + (1 - beta) * kl_student
+
+    def jsd(student_log_probs: Tensor, teacher_log_probs: Tensor) -> Tensor:
+        mixture_log_probs = torch.logsumexp(
+            torch.stack([student_log_probs + math.log1p(-beta), teacher_log_probs + math.log(beta)]), dim=0)
+        kl_teacher = soft_loss(mixture_log_probs, teacher_log_probs, temperature, scale)  # KL(p_t ‖ m)
+        kl_student = soft_loss(mixture_log_probs, student_log_probs, temperature, scale)  # KL(p_s ‖ m)
+        return beta * kl_teacher + (1 - beta) * kl_student
+
+    return _sequence_loss(student_logits, teacher_logits, labels, temperature, jsd)
 
 
 # ----------------------------------------------------------------------------- top-k teacher cache
@@ -652,19 +646,14 @@ def topk_forward_kl(student_logits: Tensor, topk_log_probs: Tensor, topk_indices
     if topk_log_probs.shape != topk_indices.shape or topk_log_probs.shape[:-1] != student_logits.shape[:-1]:
         raise ValueError(f"the cache {tuple(topk_log_probs.shape)} / {tuple(topk_indices.shape)} must match the "
                          f"student's positions {tuple(student_logits.shape[:-1])} (build it with topk_teacher_cache)")
-    student_log_probs = log_soft_targets(
-        student_logits.float() if student_logits.dtype in (torch.float16, torch.bfloat16) else student_logits, temperature)
+    student_log_probs = log_soft_targets(upcast_half(student_logits), temperature)
     student_topk = student_log_probs.gather(-1, topk_indices.long())
     teacher_topk = torch.log_softmax(topk_log_probs.to(student_topk.dtype), dim=-1)  # renormalise over the top k
     k = topk_indices.shape[-1]
-    student_rows, teacher_rows = student_topk.reshape(-1, k), teacher_topk.reshape(-1, k)
-    if labels is not None:
-        if tuple(labels.shape) != tuple(student_logits.shape[:-1]):
-            raise ValueError(f"labels {tuple(labels.shape)} must have the shape {tuple(student_logits.shape[:-1])}")
-        keep = labels.reshape(-1) != IGNORE_INDEX
-        student_rows, teacher_rows = student_rows[keep], teacher_rows[keep]
-    if (zero := _all_masked(student_rows)) is not None:
-        return zero
+    student_rows, teacher_rows = _unmasked([student_topk.reshape(-1, k), teacher_topk.reshape(-1, k)], labels,
+                                           student_logits.shape[:-1])
+    if student_rows.numel() == 0:
+        return student_rows.sum()  # every position masked: a 0 attached to the graph
     return soft_loss(student_rows, teacher_rows, temperature, scale)
 
 

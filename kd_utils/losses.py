@@ -53,8 +53,9 @@ def _check_pair(student_logits: Tensor, teacher_logits: Tensor) -> None:
         )
 
 
-def _wide(logits: Tensor) -> Tensor:
-    """Return half-precision logits as float32: T²·KL can overflow float16 (max 65,504) where float32 is exact enough."""
+def upcast_half(logits: Tensor) -> Tensor:
+    """Return half-precision logits as float32 (others unchanged): T²·KL and a softmax over a vocabulary overflow or
+    lose the small probabilities in float16 (max 65,504)."""
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
@@ -99,7 +100,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     """
     _check_temperature(temperature)
     _check_pair(student_logits, teacher_logits)
-    student_logits, teacher_logits = _wide(student_logits), _wide(teacher_logits)  # float16 in, float32 out
+    student_logits, teacher_logits = upcast_half(student_logits), upcast_half(teacher_logits)  # float16 in, float32 out
     return soft_loss(log_soft_targets(student_logits, temperature), log_soft_targets(teacher_logits, temperature),
                      temperature, scale)
 
@@ -123,7 +124,7 @@ def distillation_loss(
         check_labels(labels, student_logits.shape[1], rows=len(student_logits))
     if alpha > 0.0:
         _check_temperature(temperature)
-    student_logits, teacher_logits = _wide(student_logits), _wide(teacher_logits)  # float16 in, float32 out
+    student_logits, teacher_logits = upcast_half(student_logits), upcast_half(teacher_logits)  # float16 in, float32 out
     teacher_log_probs = log_soft_targets(teacher_logits, temperature)
     return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
 
