@@ -122,6 +122,10 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
     }
     if smoke:
         candidates = {candidate: candidates[candidate]}
+    run_facts = {"run": run, "isa": isa, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                 "teacher": teacher_source + (f" ({teacher_seconds:.0f} s)" if teacher_seconds else ""),
+                 "teacher_test_accuracy": f"{100 * kd.accuracy(ensemble, data.test_x, data.test_y):.2f}",
+                 "commit": commit(), "torch": torch.__version__, "threads": torch.get_num_threads()}
     rows = []
     for candidate, settings in candidates.items():
         start = time.perf_counter()
@@ -130,14 +134,10 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
         seconds = time.perf_counter() - start
         for method in trained.accuracy["test"]:
             rows.append({
-                "run": run, "isa": isa, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                "teacher": teacher_source + (f" ({teacher_seconds:.0f} s)" if teacher_seconds else ""),
-                "teacher_test_accuracy": f"{100 * kd.accuracy(ensemble, data.test_x, data.test_y):.2f}",
-                "candidate": candidate, "method": method, "seeds": " ".join(map(str, seeds)),
+                **run_facts, "candidate": candidate, "method": method, "seeds": " ".join(map(str, seeds)),
                 "val_accuracy": " ".join(f"{a:.2f}" for a in trained.of(method, "val")),
                 "test_accuracy": " ".join(f"{a:.2f}" for a in trained.of(method, "test")),
-                "seconds": f"{seconds:.0f}", "commit": commit(), "torch": torch.__version__,
-                "threads": torch.get_num_threads(),
+                "seconds": f"{seconds:.0f}",
             })
     output.write_text(json.dumps(rows))
 
@@ -178,10 +178,11 @@ def report(rows: list[dict]) -> dict:
     runs = list(dict.fromkeys(r["run"] for r in rows))
 
     def across_runs(candidate: str, split: str, pair: tuple[str, str] | None = None) -> dict:
-        per_run = {run: kd.compare(*gains(rows, run, candidate, split, pair)) for run in runs}
+        paired = {run: gains(rows, run, candidate, split, pair) for run in runs}
+        per_run = {run: kd.compare(*paired[run]) for run in runs}
         means = [c.mean for c in per_run.values()]
         between = statistics.stdev(means) if len(means) > 1 else 0.0
-        judged = {run: kd.compare(*gains(rows, run, candidate, split, pair), between_run_std=between) for run in runs}
+        judged = {run: kd.compare(*paired[run], between_run_std=between) for run in runs}
         return {
             "between_run_std": round(between, 4),
             "mean_of_runs": round(statistics.mean(means), 4),
