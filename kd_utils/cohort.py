@@ -254,7 +254,7 @@ def train_cohort(
     labelled subset per seed; an epoch is then one pass over m images.
     ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
     """
-    from .train import _check_teacher_logits, _progress_bar
+    from .train import _check_teacher_logits
 
     members = len(cohort)
     if len(objectives) != members:
@@ -328,7 +328,7 @@ def train_cohort(
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     member_index = torch.arange(members, device=device)[:, None]
     result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
-    bar = _progress_bar(epochs * steps_per_epoch, name, progress)
+    bar = config.progress_bar(epochs * steps_per_epoch, name, progress)
     start = time.perf_counter()
     try:
         for epoch in range(1, epochs + 1):

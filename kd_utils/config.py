@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import stat
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -111,3 +112,14 @@ def describe_run() -> str:
         f"mode={mode_name()} (KD_SMOKE={'1' if is_smoke() else '0'}), "
         f"device={get_device()}, torch {torch.__version__}, threads={torch.get_num_threads()}"
     )
+
+
+def progress_bar(total: int, name: str, enabled: bool):
+    """Return a tqdm bar: a widget in Jupyter, plain text when KD_PROGRESS=text (stored notebooks, CI)."""
+    if os.environ.get("KD_PROGRESS") == "text":
+        from tqdm import tqdm
+
+        return tqdm(total=total, desc=name, disable=not enabled, file=sys.stdout, mininterval=10, ncols=100)
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=name, disable=not enabled, mininterval=0.5)

@@ -366,11 +366,17 @@ class CausalSelfAttention(nn.Module):
         self.dropout = config.dropout
         self.residual_dropout = nn.Dropout(config.dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
         batch, time, width = x.shape
         q, k, v = (part.view(batch, time, self.heads, width // self.heads).transpose(1, 2)
                    for part in self.qkv(x).split(width, dim=2))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        if cache is not None:  # generation: keep the keys and values of earlier positions instead of recomputing them
+            if "k" in cache:
+                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
+            cache["k"], cache["v"] = k, v
+        # A new token attends to every cached position; a block of new tokens with no cache attends causally.
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0,
+                                           is_causal=time > 1)
         return self.residual_dropout(self.proj(y.transpose(1, 2).reshape(batch, time, width)))
 
 
@@ -397,8 +403,8 @@ class Block(nn.Module):
         self.mlp_norm = nn.LayerNorm(config.width, bias=config.bias)
         self.mlp = MLP(config)
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attention(self.attention_norm(x))
+    def forward(self, x: Tensor, cache: dict | None = None) -> Tensor:
+        x = x + self.attention(self.attention_norm(x), cache)
         return x + self.mlp(self.mlp_norm(x))
 
 
@@ -432,19 +438,27 @@ class TinyGPT(nn.Module):
         if isinstance(module, nn.Linear) and module.bias is not None:
             nn.init.zeros_(module.bias)
 
-    def forward(self, idx: Tensor) -> Tensor:
-        """Return the next-token logits (batch, time, vocab) of a batch of token indices (batch, time)."""
+    def forward(self, idx: Tensor, cache: list[dict] | None = None) -> Tensor:
+        """Return the next-token logits (batch, time, vocab) of a batch of token indices (batch, time).
+
+        `cache` (used by `generate`) is a list of one dict per block, empty at first: the blocks keep
+        the keys and values of the positions seen so far in it, and the next call passes one new token
+        per row, so that each step costs one position instead of the whole window.
+        """
         if idx.dim() != 2:
             raise ValueError(f"idx must be 2-D (batch, time), got shape {tuple(idx.shape)}; add a batch axis "
                              "with idx.unsqueeze(0)")
+        start = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
         time = idx.shape[1]
-        if time > self.config.context:
-            raise ValueError(f"the sequence has {time} tokens but the model's context is {self.config.context}; "
+        if start + time > self.config.context:
+            raise ValueError(f"the sequence has {start + time} tokens but the model's context is {self.config.context}; "
                              f"keep the last {self.config.context} (idx[:, -{self.config.context}:]), as generate does")
-        positions = torch.arange(time, device=idx.device)
+        if start and time != 1:
+            raise ValueError(f"with a filled cache, pass one new token per row, got {time}")
+        positions = torch.arange(start, start + time, device=idx.device)
         x = self.dropout(self.token_embedding(idx) + self.position_embedding(positions))
-        for block in self.blocks:
-            x = block(x)
+        for index, block in enumerate(self.blocks):
+            x = block(x, None if cache is None else cache[index])
         return self.head(self.final_norm(x))
 
 
@@ -480,11 +494,18 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature: fl
     if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
         raise ValueError(f"top_k must be None (no cut) or an integer >= 1, got {top_k!r}")
     context = model.config["context"]
+    # Within the context, keep each block's keys and values (one new position per step); past it, the window
+    # slides, every position moves, and each step re-reads the last `context` tokens.
+    cache = [{} for _ in model.blocks] if idx.shape[1] + max_new_tokens <= context and hasattr(model, "blocks") else None
     was_training = model.training
     model.eval()
     try:
-        for _ in range(max_new_tokens):
-            logits = model(idx[:, -context:])[:, -1, :].float() / temperature
+        for step in range(max_new_tokens):
+            if cache is None:
+                logits = model(idx[:, -context:])
+            else:
+                logits = model(idx if step == 0 else idx[:, -1:], cache)
+            logits = logits[:, -1, :].float() / temperature
             if top_k is not None:
                 kth_largest = torch.topk(logits, min(top_k, logits.shape[-1])).values[:, [-1]]
                 logits = logits.masked_fill(logits < kth_largest, float("-inf"))

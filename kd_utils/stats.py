@@ -69,6 +69,7 @@ class Comparison:
     half_width: float
     verdict: str
     unit: str = "pp"
+    digits: int = 2
 
     @property
     def seeds(self) -> int:
@@ -84,20 +85,20 @@ class Comparison:
 
     def per_seed(self) -> str:
         """Return the per-seed differences as text, e.g. '+0.65, +0.69, +0.80'."""
-        return ", ".join(f"{d:+.2f}" for d in self.differences)
+        return ", ".join(f"{d:+.{self.digits}f}" for d in self.differences)
 
     def interval(self) -> str:
         """Return the 95 % interval as text, e.g. '+0.21 to +1.39 pp'."""
-        return f"{self.low:+.2f} to {self.high:+.2f} {self.unit}".rstrip()
+        return f"{self.low:+.{self.digits}f} to {self.high:+.{self.digits}f} {self.unit}".rstrip()
 
     def __str__(self) -> str:
         source = "seeds and machines" if self.between_run_std > 0 else "seeds"
-        return (f"{self.mean:+.2f} ± {self.half_width:.2f} {self.unit} (95 % interval over {source}, "
+        return (f"{self.mean:+.{self.digits}f} ± {self.half_width:.{self.digits}f} {self.unit} (95 % interval over {source}, "
                 f"{self.seeds} seeds): {self.verdict}")
 
 
 def compare(method: Sequence[float], baseline: Sequence[float], *, between_run_std: float = 0.0,
-            seeds: Sequence[int] | None = None, unit: str = "pp") -> Comparison:
+            seeds: Sequence[int] | None = None, unit: str = "pp", digits: int = 2) -> Comparison:
     """Return the paired comparison of `method` with `baseline`: per-seed differences, interval, verdict.
 
     Args:
@@ -106,6 +107,7 @@ def compare(method: Sequence[float], baseline: Sequence[float], *, between_run_s
             to the seeds' standard error; 0 when it has not been measured.
         seeds: the seeds behind the results, checked to be distinct and as many as the results.
         unit: printed after the numbers ("pp" for percentage points, "bits/char", ...).
+        digits: decimals printed (2 for pp; 3 for bits per character).
     """
     method = _checked(method, "method")
     baseline = _checked(baseline, "baseline")
@@ -128,7 +130,7 @@ def compare(method: Sequence[float], baseline: Sequence[float], *, between_run_s
         verdict = CLEAR_LOSS
     else:
         verdict = WITHIN_NOISE
-    return Comparison(tuple(differences), mean, std, float(between_run_std), half_width, verdict, unit)
+    return Comparison(tuple(differences), mean, std, float(between_run_std), half_width, verdict, unit, digits)
 
 
 def check_seeds(seeds: Sequence[int]) -> list[int]:

@@ -8,8 +8,6 @@ it returns the student's logits, the total loss and a dict of named terms (as md
 from __future__ import annotations
 
 import math
-import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,17 +21,6 @@ from .evaluate import accuracy
 from .features import tap
 from .losses import IGNORE_LABEL, check_labels, distillation_loss, distillation_terms, log_soft_targets
 from .models import is_convolutional
-
-
-def _progress_bar(total: int, name: str, enabled: bool):
-    """Return a tqdm bar: a widget in Jupyter, plain text when KD_PROGRESS=text (stored notebooks, CI)."""
-    if os.environ.get("KD_PROGRESS") == "text":
-        from tqdm import tqdm
-
-        return tqdm(total=total, desc=name, disable=not enabled, file=sys.stdout, mininterval=10, ncols=100)
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=name, disable=not enabled, mininterval=0.5)
 
 
 @dataclass
@@ -308,7 +295,7 @@ def train(
     scheduler = (schedule(optimizer, total_steps) if schedule
                  else torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps))
     history = History(name=name, device=str(device))
-    bar = _progress_bar(total_steps, name, progress)
+    bar = config.progress_bar(total_steps, name, progress)
     try:
         for epoch in range(1, epochs + 1):
             for module in trained:

@@ -1,0 +1,337 @@
+"""Notebook 08's training: one loop for the teacher and every student of a character language model.
+
+A student learns from an ``LMObjective``, whose fields carry Hugging Face TRL ``GKDConfig``'s names and
+meanings so that a learner can move to ``GKDTrainer``:
+
+- ``hard_weight``: cross-entropy with the next character of the text (1 and no soft term: training from scratch);
+- ``soft_weight``, ``beta`` and ``temperature``: the generalized JSD with the teacher (β = 0 forward
+  KL(teacher ‖ student), β = 1 reverse KL, ``kd_utils.lm.generalized_jsd``), at the loss temperature;
+- ``lmbda``: the fraction of steps on which the student writes its own continuation of a real prompt and
+  the teacher scores it (on-policy, GKD); ``sampling_temperature`` is the student's when it samples;
+- ``seq_kd``: train on text the teacher wrote instead of the corpus (sequence-level KD, Kim & Rush 2016);
+- ``top_k``: learn only from the teacher's k most likely next characters per position (a top-k cache);
+- ``label_smoothing``: the control that asks whether a teacher only smooths the targets.
+
+On an on-policy step there is no text to take the hard loss from, so only the soft term trains there.
+
+Every student sees the same windows of text for a given seed, in the same order, so that two objectives
+are compared on paired runs; the teacher's log-probabilities on those windows are computed once per seed
+(``TeacherCache``) and shared by every off-policy student, which is the offline distillation of large models.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import config
+from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from .lm import (
+    IGNORE_INDEX,
+    TinyGPT,
+    char_batches,
+    check_compatible,
+    generalized_jsd,
+    generate,
+    nll_nats,
+    topk_forward_kl,
+    topk_teacher_cache,
+)
+
+
+@dataclass(frozen=True)
+class LMObjective:
+    """What a language-model student learns from; the names and meanings are TRL ``GKDConfig``'s."""
+
+    name: str
+    hard_weight: float = 1.0
+    soft_weight: float = 0.0
+    beta: float = 0.0
+    temperature: float = 1.0
+    lmbda: float = 0.0
+    seq_kd: bool = False
+    sampling_temperature: float = 1.0
+    top_k: int | None = None
+    label_smoothing: float = 0.0
+
+    def __post_init__(self):
+        for name in ("hard_weight", "soft_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{self.name}: {name} must be a finite number >= 0, got {value!r}")
+        if self.hard_weight == 0 and self.soft_weight == 0:
+            raise ValueError(f"{self.name}: hard_weight and soft_weight are both 0, so nothing is learned")
+        for name in ("beta", "lmbda"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{self.name}: {name} must be a number in [0, 1], got {value!r}")
+        for name in ("temperature", "sampling_temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{self.name}: {name} must be a finite number > 0, got {value!r}")
+        if self.top_k is not None:
+            if not isinstance(self.top_k, int) or self.top_k < 1:
+                raise ValueError(f"{self.name}: top_k must be None (the full distribution) or an integer >= 1, "
+                                 f"got {self.top_k!r}")
+            if self.beta != 0 or self.lmbda != 0:
+                raise ValueError(f"{self.name}: a top-k cache holds the teacher's top k on the corpus, so it serves "
+                                 "forward KL off-policy only (beta=0, lmbda=0)")
+        if not isinstance(self.label_smoothing, (int, float)) or not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"{self.name}: label_smoothing must be a number in [0, 1), got {self.label_smoothing!r}")
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.soft_weight > 0 or self.seq_kd
+
+
+@dataclass(frozen=True)
+class LMSchedule:
+    """How long and how fast a model trains: AdamW, linear warm-up, cosine decay to lr/10, gradient clipping."""
+
+    steps: int
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup: int = 50
+    weight_decay: float = 0.1
+    clip: float = 1.0
+
+    def lr_at(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        progress = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr / 10 + 0.5 * (self.lr - self.lr / 10) * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class LMHistory:
+    """One run: the loss every `every` steps, the validation NLL at the end, and the seconds it took."""
+
+    name: str
+    seed: int
+    losses: list[float] = field(default_factory=list)
+    val_nll: float = math.nan
+    seconds: float = math.nan
+
+    @property
+    def val_bits_per_char(self) -> float:
+        return self.val_nll / math.log(2)
+
+
+def training_windows(tokens: Tensor, context: int, schedule: LMSchedule, seed: int) -> Tensor:
+    """Return the (steps, batch, context + 1) windows a run with this seed trains on: the same for every objective."""
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    x, y = char_batches(tokens, context, schedule.steps * schedule.batch_size, generator)
+    return torch.cat([x, y[:, -1:]], dim=1).view(schedule.steps, schedule.batch_size, context + 1)
+
+
+class TeacherCache:
+    """The teacher's log-probabilities at T on every training window of one seed, computed once, kept in float16.
+
+    ``top_k(k)`` keeps the k largest per position (``kd_utils.lm.topk_teacher_cache``), as large-model
+    distillation does offline; `bytes(k)` is what storing them would take.
+    """
+
+    def __init__(self, teacher: nn.Module, windows: Tensor, temperature: float = 1.0, batch: int = 64):
+        self.temperature = temperature
+        rows = []
+        with torch.no_grad():
+            teacher.eval()
+            flat = windows.reshape(-1, windows.shape[-1])[:, :-1]
+            for start in range(0, len(flat), batch):
+                logits = teacher(flat[start:start + batch]).float()
+                rows.append(F.log_softmax(logits / temperature, dim=-1).half())
+        self.log_probs = torch.cat(rows).view(*windows.shape[:2], windows.shape[-1] - 1, -1)
+
+    def top_k(self, k: int) -> tuple[Tensor, Tensor]:
+        return topk_teacher_cache(self.log_probs.float(), k)
+
+
+def _sequence_terms(objective: LMObjective, logits: Tensor, targets: Tensor, teacher_log_probs: Tensor | None,
+                    topk: tuple[Tensor, Tensor] | None, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
+    terms: dict[str, Tensor] = {}
+    if objective.hard_weight > 0 and labels is None:  # on-policy steps (labels given) have no text to learn from
+        terms["hard"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                        label_smoothing=objective.label_smoothing)
+    if objective.soft_weight > 0:
+        if topk is not None:
+            terms["soft"] = topk_forward_kl(logits, *topk, labels=labels, temperature=objective.temperature,
+                                              scale=True)
+        else:
+            # The cache holds log-probabilities at T; dividing by T again would soften twice, so pass T·log p.
+            terms["soft"] = generalized_jsd(logits, teacher_log_probs.float() * objective.temperature, labels=labels,
+                                            beta=objective.beta, temperature=objective.temperature, scale=True)
+    weights = {"hard": objective.hard_weight, "soft": objective.soft_weight}
+    return sum(weights[name] * term for name, term in terms.items()), terms
+
+
+def teacher_text_windows(teacher: nn.Module, tokens: Tensor, count: int, context: int, prompt: int = 8,
+                         temperature: float = 1.0, seed: int = 0, batch: int = 256) -> Tensor:
+    """Return `count` windows of context + 1 tokens, each a real `prompt` followed by the teacher's own continuation.
+
+    The training text of sequence-level KD: the teacher writes, the student reads.
+    """
+    generator = torch.Generator().manual_seed(20_000 + seed)
+    starts, _ = char_batches(tokens, prompt, count, generator)
+    out = [generate(teacher, starts[first:first + batch], context + 1 - prompt, temperature, generator=generator)
+           for first in range(0, count, batch)]
+    return torch.cat(out)
+
+
+def train_lm(model: TinyGPT, windows: Tensor, objective: LMObjective, schedule: LMSchedule, *, seed: int = 0,
+             teacher: nn.Module | None = None, cache: TeacherCache | None = None, val_tokens: Tensor | None = None,
+             prompt: int = 16, progress: bool = True, every: int = 25) -> LMHistory:
+    """Train `model` in place on `windows` (steps, batch, context + 1) with `objective`; return its LMHistory.
+
+    Off-policy soft terms read the teacher's log-probabilities from `cache` (or run `teacher` when no cache
+    is given); on a fraction ``objective.lmbda`` of the steps, chosen by the seed, the student continues the
+    first `prompt` characters of each window itself and learns from the teacher's scores of its own text
+    on the positions it wrote (the prompt is masked, as TRL masks it).
+    """
+    if objective.needs_teacher and teacher is None and cache is None:
+        raise ValueError(f"{objective.name} learns from a teacher: pass teacher= (or cache= for off-policy terms)")
+    if teacher is not None:
+        check_compatible(teacher, model)
+        teacher.eval()
+    if objective.lmbda > 0 and teacher is None:
+        raise ValueError(f"{objective.name}: on-policy steps need the live teacher to score the student's text")
+    if objective.soft_weight > 0 and objective.lmbda < 1 and cache is not None and cache.temperature != objective.temperature:
+        raise ValueError(f"the cache holds the teacher at T={cache.temperature}, the objective asks for "
+                         f"T={objective.temperature}")
+    steps, _, width = windows.shape
+    if steps != schedule.steps:
+        raise ValueError(f"windows hold {steps} steps of batches but the schedule trains {schedule.steps}")
+    context = width - 1
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    on_policy = torch.rand(steps, generator=generator) < objective.lmbda
+    topk = cache.top_k(objective.top_k) if cache is not None and objective.top_k is not None else None
+    optimizer = torch.optim.AdamW(model.parameters(), lr=schedule.lr, betas=(0.9, 0.99),
+                                  weight_decay=schedule.weight_decay)
+    history = LMHistory(name=objective.name, seed=seed)
+    bar = config.progress_bar(steps, f"{objective.name} seed {seed}", progress)
+    start_time = time.perf_counter()
+    model.train()
+    running = 0.0
+    try:
+        for step in range(steps):
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.lr_at(step)
+            window = windows[step]
+            labels = None
+            if on_policy[step]:
+                window = generate(model, window[:, :prompt], context + 1 - prompt, objective.sampling_temperature,
+                                  generator=generator)
+                model.train()
+                labels = window[:, 1:].clone()
+                labels[:, :prompt - 1] = IGNORE_INDEX  # learn only where the student wrote
+            x, targets = window[:, :-1], window[:, 1:]
+            teacher_log_probs = step_topk = None
+            if objective.soft_weight > 0:
+                if cache is not None and not on_policy[step]:
+                    teacher_log_probs = cache.log_probs[step]
+                    step_topk = (topk[0][step], topk[1][step]) if topk is not None else None
+                else:
+                    with torch.no_grad():
+                        teacher_log_probs = F.log_softmax(teacher(x).float() / objective.temperature, dim=-1)
+            logits = model(x)
+            loss, terms = _sequence_terms(objective, logits, targets if labels is None else labels,
+                                          teacher_log_probs, step_topk, labels)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{objective.name} seed {seed}: the loss became {loss.item()} at step "
+                                         f"{step + 1}; lower the learning rate (now {schedule.lr_at(step):.3g})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.clip)
+            optimizer.step()
+            running += loss.item()
+            if (step + 1) % every == 0:
+                history.losses.append(running / every)
+                running = 0.0
+                bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
+            bar.update(1)
+    finally:
+        bar.close()
+    history.seconds = time.perf_counter() - start_time
+    model.eval()
+    if val_tokens is not None:
+        history.val_nll = nll_nats(model, val_tokens)
+    return history
+
+
+# ----------------------------------------------------------------------------- recipes and the teacher
+
+# Sizes and schedules of notebook 08, one per mode; experiments/search_lm_kd.py chose the students' regime.
+TEACHER_SIZE = {"full": {"context": 64, "layers": 4, "width": 128, "heads": 4},  # nanoGPT's CPU Shakespeare run
+                "smoke": {"context": 32, "layers": 2, "width": 32, "heads": 2}}
+TEACHER_SCHEDULE = {"full": LMSchedule(steps=1200, batch_size=12, lr=2e-3, warmup=100),
+                    "smoke": LMSchedule(steps=200, batch_size=8, lr=3e-3, warmup=10)}
+STUDENT_SIZE = {"full": {"layers": 2, "width": 64, "heads": 4}, "smoke": {"layers": 1, "width": 16, "heads": 2}}
+# The students' budget (fixed before the search; the learning rate below is the search's default, each cell sets its own)
+STUDENT_SCHEDULE = {"full": LMSchedule(steps=300, batch_size=16, lr=6e-3, warmup=30),
+                    "smoke": LMSchedule(steps=20, batch_size=8, lr=6e-3, warmup=3)}
+
+
+def teacher_recipe() -> dict:
+    """Return what the language-model teacher of the current mode is trained with (stored in its checkpoint)."""
+    mode = config.mode_name()
+    return {"architecture": "TinyGPT", **TEACHER_SIZE[mode], **asdict(TEACHER_SCHEDULE[mode]), "seed": 0}
+
+
+def lm_teacher_path() -> Path:
+    return config.checkpoint_dir() / "lm_teacher.pt"
+
+
+def load_or_train_lm_teacher(corpus, retrain: bool = False, path: Path | str | None = None,
+                             progress: bool = True) -> tuple[TinyGPT, dict]:
+    """Return (teacher, metadata): notebook 08's TinyGPT loaded from its checkpoint, or trained and saved if missing.
+
+    A checkpoint trained with another recipe, or for another vocabulary, is not used: the teacher is retrained
+    and the message names the difference.
+    """
+    path = Path(path) if path is not None else lm_teacher_path()
+    recipe = teacher_recipe()
+    mode = config.mode_name()
+    model = TinyGPT(vocab_size=corpus.tokenizer.vocab_size, **TEACHER_SIZE[mode])
+    if path.exists() and not retrain:
+        try:
+            teacher, metadata = load_checkpoint(path, model)
+            saved = metadata.get("recipe", {})
+            differences = [f"{key}={saved.get(key)!r} where the recipe says {key}={value!r}"
+                           for key, value in recipe.items() if saved.get(key) != value]
+            if metadata.get("vocabulary") != corpus.tokenizer.vocabulary:
+                differences.append("another vocabulary")
+            if not differences:
+                print(f"Loaded the language-model teacher from {config.relative_path(path)}: validation "
+                      f"{metadata['val_nll']:.3f} nats/char ({metadata['val_nll'] / math.log(2):.3f} bits/char), "
+                      f"trained in {metadata['seconds']:.0f} s")
+                return teacher.eval(), metadata
+            print(f"Retraining: {config.relative_path(path)} was trained with {'; '.join(differences)}")
+        except CheckpointMismatchError as error:
+            print(f"Retraining: {error}")
+    schedule = TEACHER_SCHEDULE[mode]
+    torch.manual_seed(0)
+    teacher = TinyGPT(vocab_size=corpus.tokenizer.vocab_size, **TEACHER_SIZE[mode])
+    tokens = corpus.tokenizer.encode(corpus.train)
+    windows = training_windows(tokens, teacher.config.context, schedule, seed=0)
+    history = train_lm(teacher, windows, LMObjective("teacher"), schedule, seed=0,
+                       val_tokens=corpus.tokenizer.encode(corpus.val), progress=progress, every=max(1, schedule.steps // 12))
+    metadata = {"recipe": recipe, "vocabulary": corpus.tokenizer.vocabulary, "val_nll": history.val_nll,
+                "seconds": history.seconds, "losses": history.losses}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(teacher, path, metadata)
+    print(f"Trained the language-model teacher in {history.seconds:.0f} s: validation {history.val_nll:.3f} nats/char "
+          f"({history.val_bits_per_char:.3f} bits/char); saved to {config.relative_path(path)}")
+    return teacher.eval(), metadata
+
+
+def new_student(teacher: TinyGPT, seed: int) -> TinyGPT:
+    """Return a freshly initialised student of the current mode's size, sharing the teacher's vocabulary and context."""
+    torch.manual_seed(seed)
+    return TinyGPT(vocab_size=teacher.config.vocab_size, context=teacher.config.context,
+                   **STUDENT_SIZE[config.mode_name()])
