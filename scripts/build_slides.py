@@ -1,9 +1,9 @@
-"""Tag every notebook's cells for reveal.js and export each notebook as a slide deck that starts offline.
+"""Export each notebook as a reveal.js slide deck that starts offline; tag the cells for reveal.js.
 
-    python scripts/build_slides.py                 # tag untagged cells, then export (what `make slides` does)
-    python scripts/build_slides.py --tag-only      # only write the slide metadata into the notebooks
-    python scripts/build_slides.py --retag         # recompute every cell's tag, also ones set by hand
-    python scripts/build_slides.py --no-tag        # export only, leaving the notebooks untouched
+    python scripts/build_slides.py                 # export, untagged cells tagged in the deck only (`make slides`)
+    python scripts/build_slides.py --tag-only      # write the slide metadata of untagged cells into the notebooks
+    python scripts/build_slides.py --tag-only --retag  # recompute every cell's tag, also ones set by hand
+    python scripts/build_slides.py --no-tag        # export the notebooks exactly as they are tagged
     python scripts/build_slides.py --install-assets  # only fetch reveal.js, require.js, MathJax... (what set-up does)
     python scripts/build_slides.py notebooks/03_distillation_loss.ipynb
 
@@ -22,9 +22,11 @@ Fitting (``--fit REPORT``, what `make fit-slides` runs after tests/browser/deck_
 cell of every deck in Chromium): a cell that continues a slide and would push it past the 1280x720
 screen starts a subslide instead; see `plan_breaks`.
 
-A tag someone set by hand is kept (``--retag`` overrides). Notebooks are rewritten atomically
-and only when a tag changed; stored outputs are kept as they are. The export does not execute
-anything: the decks show the outputs stored by the last full run, so run `make run` first.
+A tag someone set by hand is kept (``--retag`` overrides). Building the decks never writes a notebook:
+it tags a copy in memory, so `make slides` on a clean tree leaves the tree clean (only slides/ changes).
+Only ``--tag-only`` and ``--fit`` rewrite notebooks, atomically and only when a tag changed; stored
+outputs are kept as they are. The export does not execute anything: the decks show the outputs stored
+by the last full run, so run `make run` first.
 
 Offline: nbconvert's reveal template loads reveal.js, require.js, jQuery, MathJax, Mermaid and the
 widget renderer from CDNs, so a deck opened without internet stays one long page ("require is not
@@ -474,18 +476,25 @@ def slides_exporter(reveal_prefix: str | None = None):
 
 
 def export_slides(paths: Sequence[Path], output_dir: Path, reveal_prefix: str | None = None,
-                  assets: Path = SLIDES / LIB, link_assets: bool = False) -> list[Path]:
+                  assets: Path = SLIDES / LIB, link_assets: bool = False, tag: bool = False,
+                  retag: bool = False) -> list[Path]:
     """Export notebooks as reveal.js decks that start offline (no execution); return the HTML paths.
 
     The decks load their scripts from `output_dir/lib`, filled from `assets` (fetched there first when
-    missing): copied, or symlinked with `link_assets` (tests do that to save the copy).
+    missing): copied, or symlinked with `link_assets` (tests do that to save the copy). With `tag`, cells
+    without a slide type get one by the rule (`tag_cells`, all of them with `retag`) in the copy that is
+    exported; the notebook files are only read.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     _provide_assets(output_dir, assets, link_assets)
     exporter = slides_exporter(reveal_prefix)
     decks = []
     for path in paths:
-        body, _ = exporter.from_filename(str(path))
+        notebook = nbformat.read(path, as_version=4)
+        if tag:
+            tag_cells(notebook.cells, retag=retag)
+        body, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"name": path.stem,
+                                                                                 "path": str(path.parent)}})
         deck = output_dir / f"{path.stem}.slides.html"
         with atomic_write(deck, "w", encoding="utf-8") as file:
             file.write(body)
@@ -500,13 +509,15 @@ def _shown(path: Path) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path, help="notebooks to process (default: notebooks/*.ipynb)")
-    parser.add_argument("--tag-only", action="store_true", help="write the slide metadata, do not export")
+    parser.add_argument("--tag-only", action="store_true",
+                        help="write the slide metadata into the notebooks, do not export (the only export-free rewrite)")
     parser.add_argument("--retag", action="store_true", help="recompute every cell's slide type, also hand-set ones")
     parser.add_argument("--out", type=Path, default=SLIDES, help="folder for the decks (default: slides/)")
     parser.add_argument("--reveal-prefix", help="URL or path of another reveal.js 4.x (default: lib/reveal.js)")
     parser.add_argument("--install-assets", action="store_true",
                         help="only fetch the offline assets (what set-up does; skipped when present)")
-    parser.add_argument("--no-tag", action="store_true", help="export the notebooks as they are tagged, never rewrite them")
+    parser.add_argument("--no-tag", action="store_true",
+                        help="export the notebooks exactly as they are tagged (no tags added, even in the decks)")
     parser.add_argument("--fit", type=Path, metavar="REPORT",
                         help="start a subslide wherever a slide runs past the screen, as measured in REPORT "
                              "(tests/browser/deck_check.py's; `make fit-slides` does both), then stop")
@@ -534,12 +545,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{_shown(path)}: {changed} subslide(s) started or joined up" if changed
                       else f"{_shown(path)}: every slide fits")
             return 0
-        for path in [] if args.no_tag else paths:
-            changed = tag_notebook(path, retag=args.retag)
-            print(f"{_shown(path)}: {changed} cell(s) tagged" if changed else f"{_shown(path)}: tags up to date")
         if args.tag_only:
+            for path in paths:
+                changed = tag_notebook(path, retag=args.retag)
+                print(f"{_shown(path)}: {changed} cell(s) tagged" if changed else f"{_shown(path)}: tags up to date")
             return 0
-        for deck in export_slides(paths, args.out.resolve(), args.reveal_prefix, assets=args.assets.resolve()):
+        untagged = [] if args.no_tag else [path for path in paths if tag_cells(
+            nbformat.read(path, as_version=4).cells, retag=args.retag)]
+        for path in untagged:  # the deck gets the tags; the notebook keeps what it has
+            print(f"{_shown(path)}: cells without a slide type are tagged in its deck only; "
+                  "`python scripts/build_slides.py --tag-only` writes the tags into the notebook")
+        for deck in export_slides(paths, args.out.resolve(), args.reveal_prefix, assets=args.assets.resolve(),
+                                  tag=not args.no_tag, retag=args.retag):
             print(f"wrote {_shown(deck)}")
     except AssetError as error:
         print(f"error: {error}", file=sys.stderr)

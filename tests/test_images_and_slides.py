@@ -247,6 +247,28 @@ def test_no_tag_exports_without_rewriting_the_notebook(tmp_path, installed_asset
     assert path.read_bytes() == before and (out / "demo.slides.html").exists()
 
 
+def test_building_the_decks_tags_them_but_never_rewrites_a_notebook(tmp_path, installed_assets):
+    path = tmp_path / "demo.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell("# Title"), new_markdown_cell("## Untagged")]), path)
+    before = path.read_bytes()
+    tagged, untagged = tmp_path / "tagged", tmp_path / "untagged"
+    assert build_slides.main(["--out", str(tagged), "--assets", str(installed_assets), str(path)]) == 0
+    assert path.read_bytes() == before, "`make slides` must leave the notebooks as they are"
+    assert build_slides.main(["--no-tag", "--out", str(untagged), "--assets", str(installed_assets), str(path)]) == 0
+    sections = [(folder / "demo.slides.html").read_text(encoding="utf-8").count("<section") for folder in (tagged, untagged)]
+    assert sections[0] > sections[1], "the deck starts a slide at '## Untagged' as the rule says"
+
+
+def test_every_course_notebook_carries_its_slide_tags():
+    """`make slides` tags untagged cells only in the decks; committed notebooks must already hold every tag, so the
+    decks the browser suite checks (`--no-tag`) are the decks `make slides` builds."""
+    for path in build_slides.course_notebooks():
+        notebook = nbformat.read(path, as_version=4)
+        untagged = [index for index, cell in enumerate(notebook.cells) if build_slides.existing_slide_type(cell) is None]
+        assert not untagged, (f"{path.name}: cells {untagged} have no slide type; run "
+                              "`python scripts/build_slides.py --tag-only` and commit the notebook")
+
+
 def test_deck_loads_every_script_style_and_font_from_lib_beside_it(tmp_path, installed_assets):
     notebook = new_notebook(cells=[new_markdown_cell("# Title\n\n$$p_i = \\frac{e^{z_i/T}}{\\sum_j e^{z_j/T}}$$")])
     notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2}}
