@@ -1,5 +1,7 @@
-"""Notebooks 05 and 07 tell one story: 05 picks the student to ship on validation, 07 ships that student."""
+"""The notebooks tell one story: 05 picks the student to ship on validation and 07 ships it; every "±" comes from
+the yardstick."""
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -66,3 +68,57 @@ def test_notebook_07_ships_what_the_rule_picks():
     assert "kd.recommend_student(" in code, "07 must apply the same rule when 05 has not run"
     assert not re.search(r"""SHIPPED\s*=\s*["']""", code), "07 must not hard-code the shipped student"
     assert "mlp_kd" not in code, "07's code must not name the shipped student"
+
+
+# ----------------------------------------------------------------------------- one yardstick for every "±"
+
+NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
+# The yardstick: kd.compare (paired differences, 95 % interval, verdict) and the sample standard deviation
+# it is built on (kd.mean_std, kd.sample_std). 03 binds `mean_std = kd.mean_std`, which this also finds.
+YARDSTICK_CALL = re.compile(r"\bkd\.(?:stats\.)?(compare|mean_std|sample_std)\b")
+
+
+def shown_text(notebook: dict) -> str:
+    """Return what a reader sees as text: every markdown cell and every stored text output (plain, Markdown, HTML)."""
+    parts = []
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "markdown":
+            parts.append("".join(cell["source"]))
+        for output in cell.get("outputs", []):
+            parts.append("".join(output.get("text", "")))
+            for mime in ("text/plain", "text/markdown", "text/html"):
+                value = output.get("data", {}).get(mime, "")
+                parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PATHS, ids=[p.stem for p in NOTEBOOK_PATHS])
+def test_a_notebook_that_shows_plus_minus_computes_it_with_the_yardstick(path):
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    if "±" not in shown_text(notebook):
+        return
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
+    assert YARDSTICK_CALL.search(code), (
+        f"{path.name} shows '±' but its code never calls kd.compare, kd.mean_std or kd.sample_std: compute the "
+        "spread with the course's yardstick (sample std, paired differences) instead of by hand")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "experiments/results_table.mean_std uses statistics.pstdev (population std, n): the '±' that 03, 04 and 06 print "
+    "from the search CSVs (val_gain_std, test_gain_std, *_vs_kd_std) is not the course's sample std; passes once the "
+    "searches write sample stds (then drop this mark)"))
+@pytest.mark.parametrize("table, gains, spread", [
+    ("full_label_search.csv", "test_gains", "test_gain_std"),
+    ("dkd_search.csv", "test_gains", "test_gain_std"),
+    ("feature_search.csv", "test_gains_vs_kd", "test_gain_vs_kd_std"),
+    ("feature_search_cnn.csv", "test_gains_vs_kd", "test_gain_vs_kd_std"),
+])
+def test_the_search_tables_the_notebooks_quote_with_plus_minus_hold_sample_standard_deviations(table, gains, spread):
+    with open(NOTEBOOKS.parent / "experiments" / "results" / table, encoding="utf-8") as file:
+        rows = [row for row in csv.DictReader(file) if len(row[gains].split()) >= 2]
+    assert rows
+    # the per-seed gains are stored to 2 decimals, so their std can differ from the stored one by about 0.01
+    wrong = [(row[spread], f"{kd.sample_std([float(g) for g in row[gains].split()]):.2f}") for row in rows
+             if abs(float(row[spread]) - kd.sample_std([float(g) for g in row[gains].split()])) > 0.011]
+    assert not wrong, f"{len(wrong)} of {len(rows)} rows of {table}: stored std against the sample std {wrong[:3]}"
+
