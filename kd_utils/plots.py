@@ -250,35 +250,275 @@ def plot_feature_maps(feature_sets: dict[str, Tensor], channels: int = 6, title:
     return figure
 
 
-def plot_scatter(points: Sequence[dict], x: str, y: str, xlabel: str, ylabel: str, title: str, logx: bool = False):
-    """Scatter labelled points (dicts with 'name', x and y keys), e.g. accuracy against latency.
+# Marker shapes by group, so that groups stay apart in grey print and for readers who do not tell red from green.
+GROUP_MARKERS = ("o", "s", "^", "D", "v", "P")
+GROUP_COLORS = (BLUE, RED, GREEN, ORANGE, GREY, "#6a3d9a")
 
-    Each label takes the first of four places around its point where it overlaps no label
-    placed before it, so that close points stay readable.
+
+def plot_scatter(points: Sequence[dict], x: str, y: str, xlabel: str, ylabel: str, title: str, logx: bool = False,
+                 colors: dict[str, str] | None = None, figsize: tuple[float, float] = (11, 6.5)):
+    """Scatter named points (dicts with 'name', x and y keys, optionally 'group'), e.g. accuracy against latency.
+
+    Each name is written beside its own point and joined to it by a leader line, at the nearest free place where
+    it is nearer its own point than any other, overlaps no other name and covers no point; points drawn on top of
+    one another (closer than a marker's radius) share one name, "a, b". Points with a 'group' get one colour and
+    marker shape per group (`colors` maps a group to its colour) and a legend outside the axes; without groups all
+    points are drawn alike and there is no legend. `logx` puts x on a log axis whose ticks are plain numbers
+    (1, 2, 5 × 10^k, thinned until no two labels touch).
     """
-    figure, axis = plt.subplots(figsize=(9, 6))
-    for index, point in enumerate(points):
-        axis.scatter(point[x], point[y], s=140, color=point.get("color", f"C{index}"), zorder=3)
+    groups = list(dict.fromkeys(point.get("group") for point in points))
+    if None in groups and len(groups) > 1:
+        raise ValueError("give every point a 'group' or none: a point without one would have no colour in the legend")
+    figure, axis = plt.subplots(figsize=figsize)
+    marker_size = 110  # points², as scatter's `s`
+    if groups != [None]:
+        colors = {**dict(zip(groups, GROUP_COLORS * len(groups))), **(colors or {})}
+        for group, marker in zip(groups, GROUP_MARKERS * len(groups)):
+            members = [point for point in points if point["group"] == group]
+            axis.scatter([p[x] for p in members], [p[y] for p in members], s=marker_size, marker=marker,
+                         color=colors[group], edgecolor="white", linewidth=0.8, label=group, zorder=3)
+        axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)  # beside the axes, not on data
+    else:
+        axis.scatter([p[x] for p in points], [p[y] for p in points], s=marker_size, color=BLUE, zorder=3)
     if logx:
         axis.set_xscale("log")
-        axis.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
     axis.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axis.margins(x=0.06, y=0.14)
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
-    placed = []
-    places = [((8, 6), "left"), ((8, -18), "left"), ((-8, 6), "right"), ((-8, -18), "right")]
-    for point in points:
-        for offset, align in places:
-            label = axis.annotate(point["name"], (point[x], point[y]), textcoords="offset points", xytext=offset,
-                                  fontsize=12, ha=align)
-            box = label.get_window_extent(renderer)
-            if not any(box.overlaps(other) for other in placed) or (offset, align) == places[-1]:
-                placed.append(box)
-                break
-            label.remove()
+    _widen(axis, right=_room_right(axis, points, x, y, marker_size, renderer))
+    figure.canvas.draw()
+    figure.set_layout_engine("none")  # the labels are placed in pixels: nothing may move the axes after this
+    for _ in range(3):  # a name that fits only outside the axes widens them on that side; then all are placed again
+        if logx:
+            _readable_log_ticks(axis, figure)
+        places = _place_labels(axis, points, x, y, marker_size, renderer)
+        frame = axis.bbox
+        overshoot = {"left": max(frame.x0 + 6 - box[0] for box, *_ in places),
+                     "right": max(box[2] - frame.x1 + 6 for box, *_ in places),
+                     "bottom": max(frame.y0 + 6 - box[1] for box, *_ in places),
+                     "top": max(box[3] - frame.y1 + 6 for box, *_ in places)}
+        if max(overshoot.values()) <= 4:
+            break
+        _widen(axis, **{side: pixels for side, pixels in overshoot.items() if pixels > 4})
+    _draw_labels(axis, places, marker_size)
     return figure
+
+
+def _point_radius(axis, marker_size: float) -> float:
+    """Return the radius in pixels of a scatter marker of area `marker_size` points²."""
+    return np.sqrt(marker_size) / 2 * axis.figure.dpi / 72
+
+
+def _clusters(points: Sequence[dict], axis, x: str, y: str, marker_size: float) -> list[list[int]]:
+    """Return the points grouped where markers sit on top of one another (closer than a radius), top one first."""
+    pixels = axis.transData.transform([(p[x], p[y]) for p in points])
+    radius = _point_radius(axis, marker_size)
+    parent = list(range(len(points)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i in range(len(points)):
+        for j in range(i + 1, len(points)):
+            if np.hypot(*(pixels[i] - pixels[j])) < radius:
+                parent[root(j)] = root(i)
+    groups: dict[int, list[int]] = {}
+    for i in range(len(points)):
+        groups.setdefault(root(i), []).append(i)
+    return [sorted(members, key=lambda i: (-pixels[i][1], pixels[i][0])) for members in groups.values()]
+
+
+def _room_right(axis, points, x, y, marker_size, renderer) -> float:
+    """Return how many pixels the axes lack on the right for every name to fit to the right of its point."""
+    pixels = axis.transData.transform([(p[x], p[y]) for p in points])
+    needed = 0.0
+    for members in _clusters(points, axis, x, y, marker_size):
+        width = _text_size(axis, ", ".join(points[i]["name"] for i in members), renderer)[0]
+        rightmost = max(pixels[i][0] for i in members)
+        needed = max(needed, rightmost + _point_radius(axis, marker_size) + 20 + width - axis.bbox.x1)
+    return needed
+
+
+def _text_size(axis, text: str, renderer, fontsize: float = 12) -> tuple[float, float]:
+    """Return (width, height) in pixels of `text` as the labels draw it."""
+    probe = axis.text(0, 0, text, fontsize=fontsize)
+    box = probe.get_window_extent(renderer)
+    probe.remove()
+    return box.width, box.height
+
+
+def _widen(axis, left: float = 0.0, right: float = 0.0, bottom: float = 0.0, top: float = 0.0) -> None:
+    """Extend the axis ranges so that the given pixels of the axes lie beyond the data on each side (log axes too)."""
+    for low_pixels, high_pixels, axis_of, size, get, set_ in (
+            (left, right, axis.xaxis, axis.bbox.width, axis.get_xlim, axis.set_xlim),
+            (bottom, top, axis.yaxis, axis.bbox.height, axis.get_ylim, axis.set_ylim)):
+        low_pixels, high_pixels = max(low_pixels, 0.0), max(high_pixels, 0.0)
+        if low_pixels + high_pixels == 0 or low_pixels + high_pixels > 0.6 * size:
+            continue  # nothing asked, or the data would be squeezed into too little of the axes
+        scale = axis_of.get_transform()
+        low, high = scale.transform(get())
+        per_pixel = (high - low) / (size - low_pixels - high_pixels)
+        set_(*scale.inverted().transform([low - low_pixels * per_pixel, high + high_pixels * per_pixel]))
+
+
+def _readable_log_ticks(axis, figure) -> None:
+    """Label a log x axis with plain numbers, as many as fit without two labels touching.
+
+    Candidates run from dense to sparse: 1…9 × 10^k, then 1, 2, 3, 5 × 10^k, 1, 2, 5 × 10^k, 1, 3 × 10^k, the powers of ten, every
+    second power; the first whose labels do not overlap (at most 9 of them) wins. Minor ticks stay, unlabelled.
+    """
+    low, high = axis.get_xlim()
+    decades = range(int(np.floor(np.log10(low))) - 1, int(np.ceil(np.log10(high))) + 1)
+    candidates = [[m * 10.0**k for k in decades for m in mantissas]
+                  for mantissas in ((1, 2, 3, 4, 5, 6, 7, 8, 9), (1, 2, 3, 5), (1, 2, 5), (1, 3), (1,))]
+    candidates += [[10.0**k for k in decades if k % step == 0] for step in (2, 3, 5)]
+    chosen = None
+    for ticks in candidates:
+        inside = [t for t in ticks if low <= t <= high]
+        if len(inside) < 2 or len(inside) > 9:
+            continue
+        axis.xaxis.set_major_locator(ticker.FixedLocator(inside))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(_plain_number))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+        figure.canvas.draw()
+        if not _tick_labels_overlap(axis, figure.canvas.get_renderer()):
+            chosen = inside
+            break
+    if chosen is None:  # less than a decade or too many decades: a few evenly spaced plain numbers
+        values = ticker.MaxNLocator(nbins=4).tick_values(low, high)
+        axis.xaxis.set_major_locator(ticker.FixedLocator([v for v in values if low <= v <= high and v > 0]))
+        axis.xaxis.set_major_formatter(ticker.FuncFormatter(_plain_number))
+        axis.xaxis.set_minor_formatter(ticker.NullFormatter())
+    axis.set_xlim(low, high)
+
+
+def _plain_number(value: float, _position=None) -> str:
+    """Write a tick value without exponent notation: 0.05, 200, 5,000, 100,000."""
+    return f"{value:,.0f}" if value >= 10 else f"{value:g}"
+
+
+def _tick_labels_overlap(axis, renderer) -> bool:
+    boxes = [label.get_window_extent(renderer) for label in axis.xaxis.get_ticklabels()
+             if label.get_visible() and label.get_text()]
+    return any(a.x1 + 4 > b.x0 and b.x1 + 4 > a.x0 for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def _box_point_distance(box: tuple[float, float, float, float], point) -> float:
+    """Return the distance in pixels from a point to a box (x0, y0, x1, y1); 0 inside it."""
+    x0, y0, x1, y1 = box
+    dx = max(x0 - point[0], 0.0, point[0] - x1)
+    dy = max(y0 - point[1], 0.0, point[1] - y1)
+    return float(np.hypot(dx, dy))
+
+
+def _segments_cross(a, b, c, d) -> bool:
+    """Return True when segment ab crosses segment cd (touching ends do not count)."""
+    def side(p, q, r):
+        return (q[0] - p[0]) * (r[1] - p[1]) - (q[1] - p[1]) * (r[0] - p[0])
+
+    return side(a, b, c) * side(a, b, d) < 0 and side(c, d, a) * side(c, d, b) < 0
+
+
+def _segment_point_distance(a, b, point) -> float:
+    a, b, point = np.asarray(a, float), np.asarray(b, float), np.asarray(point, float)
+    length = float(np.dot(b - a, b - a))
+    t = 0.0 if length == 0 else float(np.clip(np.dot(point - a, b - a) / length, 0.0, 1.0))
+    return float(np.hypot(*(a + t * (b - a) - point)))
+
+
+def _segment_hits_box(a, b, box) -> bool:
+    x0, y0, x1, y1 = box
+    corners = [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+    inside = any(x0 <= p[0] <= x1 and y0 <= p[1] <= y1 for p in (a, b))
+    return inside or any(_segments_cross(a, b, corners[i], corners[(i + 1) % 4]) for i in range(4))
+
+
+def _place_labels(axis, points, x, y, marker_size, renderer) -> list[tuple]:
+    """Return where each cluster's name goes: (box, text, point, tip, ha, va) in pixels, the best of many places.
+
+    A place costs its distance from the point, plus far more for every rule it breaks (nearer another point, over
+    another name or a point, outside the axes, a leader line crossing another); several orders are tried.
+    """
+    pixels = axis.transData.transform([(p[x], p[y]) for p in points])
+    radius = _point_radius(axis, marker_size)
+    frame = axis.bbox
+    clusters = _clusters(points, axis, x, y, marker_size)
+    labels = [(", ".join(points[i]["name"] for i in members), members) for members in clusters]
+    sizes = [_text_size(axis, text, renderer) for text, _ in labels]
+    angles = np.deg2rad([0, 20, -20, 40, -40, 60, -60, 90, -90, 120, -120, 150, -150, 180])
+    distances = radius + np.array([10, 20, 32, 50, 72, 100, 135])  # the nearest still shows a leader line
+
+    def candidates(index):
+        anchor = pixels[labels[index][1]].mean(axis=0)
+        width, height = sizes[index]
+        for angle_rank, angle in enumerate(angles):
+            dx, dy = np.cos(angle), np.sin(angle)
+            for distance in distances:
+                tip = anchor + distance * np.array([dx, dy])
+                ha = "left" if dx > 0.3 else "right" if dx < -0.3 else "center"
+                va = "bottom" if dy > 0.3 else "top" if dy < -0.3 else "center"
+                x0 = tip[0] if ha == "left" else tip[0] - width if ha == "right" else tip[0] - width / 2
+                y0 = tip[1] if va == "bottom" else tip[1] - height if va == "top" else tip[1] - height / 2
+                yield (x0, y0, x0 + width, y0 + height), tip, ha, va, distance + 6 * angle_rank
+
+    def cost(index, box, tip, placed):
+        """The penalty of a place: broken rules weigh far more than distance, so a legal place always wins."""
+        members = labels[index][1]
+        own = min(_box_point_distance(box, pixels[i]) for i in members)
+        anchor = pixels[members].mean(axis=0)
+        others = [i for i in range(len(points)) if i not in members]
+        penalty = 0.0
+        if any(_box_point_distance(box, pixels[i]) < own + 3 for i in others):
+            penalty += 1e6  # it would read as another point's name
+        if any(_box_point_distance(box, point) < radius + 2 for point in pixels):
+            penalty += 1e5  # it would cover a point
+        x0, y0, x1, y1 = box
+        if x0 < frame.x0 + 2 or x1 > frame.x1 - 2 or y0 < frame.y0 + 2 or y1 > frame.y1 - 2:
+            penalty += 1e5
+        for other_box, other_tip, other_anchor in placed:
+            ox0, oy0, ox1, oy1 = other_box
+            if x0 < ox1 + 3 and ox0 < x1 + 3 and y0 < oy1 + 2 and oy0 < y1 + 2:
+                penalty += 1e6  # two names on top of each other
+            if _segments_cross(anchor, tip, other_anchor, other_tip) or _segment_hits_box(anchor, tip, other_box) \
+                    or _segment_hits_box(other_anchor, other_tip, box):
+                penalty += 1e4  # leader lines that cross read as swapped names
+        if any(_segment_point_distance(anchor, tip, pixels[i]) < radius for i in others):
+            penalty += 1e4
+        return penalty
+
+    def arrangement(order):
+        placed, chosen, total = [], {}, 0.0
+        for index in order:
+            anchor = pixels[labels[index][1]].mean(axis=0)
+            best = min(((cost(index, box, tip, placed) + length, box, tip, ha, va)
+                        for box, tip, ha, va, length in candidates(index)), key=lambda option: option[0])
+            total += best[0]
+            placed.append((best[1], best[2], anchor))
+            chosen[index] = best
+        return total, chosen
+
+    crowding = [sum(np.hypot(*(pixels[labels[i][1]].mean(axis=0) - pixels[j])) < 150 for j in range(len(points)))
+                for i in range(len(labels))]
+    heights = [pixels[members].mean(axis=0)[1] for _, members in labels]
+    orders = [sorted(range(len(labels)), key=key) for key in
+              (lambda i: -crowding[i], lambda i: -heights[i], lambda i: heights[i], lambda i: i)]
+    _, chosen = min((arrangement(order) for order in orders), key=lambda result: result[0])
+    return [(chosen[index][1], text, pixels[members].mean(axis=0), chosen[index][2], chosen[index][3], chosen[index][4])
+            for index, (text, members) in enumerate(labels)]
+
+
+def _draw_labels(axis, places, marker_size: float) -> None:
+    """Write each placed name with its leader line (offsets in points, so a saved copy at another dpi agrees)."""
+    points_per_pixel = 72 / axis.figure.dpi
+    radius = _point_radius(axis, marker_size)
+    for _box, text, anchor, tip, ha, va in places:
+        axis.annotate(text, axis.transData.inverted().transform(anchor), xytext=(tip - anchor) * points_per_pixel,
+                      textcoords="offset points", ha=ha, va=va, fontsize=12, zorder=4,
+                      arrowprops={"arrowstyle": "-", "color": "0.45", "lw": 0.9, "shrinkA": 1,
+                                  "shrinkB": radius * points_per_pixel})
 
 
 def plot_bars_with_error(names: Sequence[str], means: Sequence[float], stds: Sequence[float], ylabel: str, title: str,
@@ -325,7 +565,8 @@ def plot_comparisons(comparisons: dict, title: str, xlabel: str = "gain over the
     for row, name in enumerate(names):
         comparison = comparisons[name]
         axis.text(max(comparison.high, *comparison.differences) + 0.03 * span, len(names) - 1 - row,
-                  f"{comparison.mean:+.2f} ± {comparison.half_width:.2f}: {comparison.verdict}", va="center",
+                  f"{comparison.mean:+.{comparison.digits}f} ± {comparison.half_width:.{comparison.digits}f}: "
+                  f"{comparison.verdict}", va="center",
                   fontsize=12, color=verdict_color.get(comparison.verdict, COLORS["text"]))
     axis.set(xlabel=xlabel, title=title)
     axis.grid(axis="y", visible=False)
