@@ -1,5 +1,5 @@
 """The notebooks tell one story: 05 picks the student to ship on validation and 07 ships it; every "±" comes from
-the yardstick."""
+the yardstick; every notebook asks the learner to predict before it reveals."""
 
 import csv
 import json
@@ -122,3 +122,20 @@ def test_the_search_tables_the_notebooks_quote_with_plus_minus_hold_sample_stand
              if abs(float(row[spread]) - kd.sample_std([float(g) for g in row[gains].split()])) > 0.011]
     assert not wrong, f"{len(wrong)} of {len(rows)} rows of {table}: stored std against the sample std {wrong[:3]}"
 
+
+# ----------------------------------------------------------------------------- predict, then run
+
+PREDICT = "**Predict before you run.**"
+LESSONS = [path for path in NOTEBOOK_PATHS if path.name[:2] in {"01", "02", "03", "04", "05", "06", "07"}]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=[p.stem for p in LESSONS])
+def test_every_lesson_asks_for_a_prediction_right_before_the_cell_that_reveals_it(path):
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    questions = [index for index, cell in enumerate(cells)
+                 if cell["cell_type"] == "markdown" and "".join(cell["source"]).lstrip().startswith(PREDICT)]
+    assert questions, f"{path.name} has no '{PREDICT}' cell: ask the learner for a guess before a cell reveals it"
+    for index in questions:
+        assert index + 1 < len(cells) and cells[index + 1]["cell_type"] == "code", (
+            f"{path.name}: the question in cell {index} must be followed by the code cell whose output answers it")
+        assert re.fullmatch(r"[0-9a-f]{8}", cells[index]["id"]), f"{path.name}: cell {index} needs an 8-hex-digit id"
