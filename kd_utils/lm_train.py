@@ -21,9 +21,10 @@ are compared on paired runs; the teacher's log-probabilities on those windows ar
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -37,9 +38,11 @@ from .lm import (
     TinyGPT,
     char_batches,
     check_compatible,
+    distinct_n,
     generalized_jsd,
     generate,
     nll_nats,
+    repetition_rate,
     topk_forward_kl,
     topk_teacher_cache,
 )
@@ -131,7 +134,7 @@ def training_windows(tokens: Tensor, context: int, schedule: LMSchedule, seed: i
 
 
 class TeacherCache:
-    """The teacher's log-probabilities at T on every training window of one seed, computed once, kept in float16.
+    """The teacher's log-probabilities at T on every training window of one seed, computed once (float32).
 
     ``top_k(k)`` keeps the k largest per position (``kd_utils.lm.topk_teacher_cache``), as large-model
     distillation does offline; `bytes(k)` is what storing them would take.
@@ -145,7 +148,7 @@ class TeacherCache:
             flat = windows.reshape(-1, windows.shape[-1])[:, :-1]
             for start in range(0, len(flat), batch):
                 logits = teacher(flat[start:start + batch]).float()
-                rows.append(F.log_softmax(logits / temperature, dim=-1).half())
+                rows.append(F.log_softmax(logits / temperature, dim=-1))
         self.log_probs = torch.cat(rows).view(*windows.shape[:2], windows.shape[-1] - 1, -1)
 
     def top_k(self, k: int) -> tuple[Tensor, Tensor]:
@@ -335,3 +338,116 @@ def new_student(teacher: TinyGPT, seed: int) -> TinyGPT:
     torch.manual_seed(seed)
     return TinyGPT(vocab_size=teacher.config.vocab_size, context=teacher.config.context,
                    **STUDENT_SIZE[config.mode_name()])
+
+
+# ----------------------------------------------------------------------------- notebook 08's contest
+
+
+@dataclass
+class StudentRuns:
+    """Every objective × seed of a contest: the histories, the trained students, and the teacher's seconds."""
+
+    seeds: list[int]
+    histories: dict[str, list[LMHistory]] = field(default_factory=dict)
+    students: dict[str, list[TinyGPT]] = field(default_factory=dict)
+    teacher_seconds: dict[str, float] = field(default_factory=dict)
+
+    def val_bits(self, name: str) -> list[float]:
+        return [history.val_bits_per_char for history in self.histories[name]]
+
+    def seconds(self, name: str) -> float:
+        """Mean seconds of one run's training (the shared teacher cache and written text are in teacher_seconds)."""
+        return sum(history.seconds for history in self.histories[name]) / len(self.seeds)
+
+
+def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, float]], seeds: list[int],
+                   schedule: LMSchedule | None = None, progress: bool = True) -> StudentRuns:
+    """Train one student per (objective, learning rate) and seed on the same windows per seed; return the StudentRuns.
+
+    For each seed the teacher's log-probabilities on the windows are computed once per loss temperature and
+    shared by every off-policy objective; sequence-level KD trains on as many windows of the teacher's own text.
+    """
+    schedule = schedule or STUDENT_SCHEDULE[config.mode_name()]
+    tokens, val = corpus.tokenizer.encode(corpus.train), corpus.tokenizer.encode(corpus.val)
+    context = teacher.config.context
+    runs = StudentRuns(seeds=list(seeds))
+    for seed in seeds:
+        windows = training_windows(tokens, context, schedule, seed)
+        caches: dict[float, TeacherCache] = {}
+        written = None
+        for objective, lr in recipes:
+            cache = None
+            if objective.soft_weight > 0 and objective.lmbda < 1:
+                if objective.temperature not in caches:
+                    start = time.perf_counter()
+                    caches[objective.temperature] = TeacherCache(teacher, windows, objective.temperature)
+                    runs.teacher_seconds["cache"] = runs.teacher_seconds.get("cache", 0.0) + time.perf_counter() - start
+                cache = caches[objective.temperature]
+            data = windows
+            if objective.seq_kd:
+                if written is None:
+                    start = time.perf_counter()
+                    written = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context,
+                                                   seed=seed).view_as(windows)
+                    runs.teacher_seconds["written text"] = (runs.teacher_seconds.get("written text", 0.0)
+                                                            + time.perf_counter() - start)
+                data = written
+            student = new_student(teacher, seed)
+            history = train_lm(student, data, objective, replace(schedule, lr=lr), seed=seed, teacher=teacher,
+                               cache=None if objective.seq_kd else cache, val_tokens=val, progress=progress)
+            runs.histories.setdefault(objective.name, []).append(history)
+            runs.students.setdefault(objective.name, []).append(student)
+    return runs
+
+
+@torch.no_grad()
+def score_samples(model: nn.Module, teacher: TinyGPT, tokenizer, val_tokens: Tensor, count: int = 64, prompt: int = 8,
+                  temperature: float = 1.0, seed: int = 0) -> dict:
+    """Let `model` continue `count` real validation prompts; return how the teacher rates what it wrote.
+
+    Returns the samples' text, the teacher's NLL of the written characters in bits/char (does the model write
+    what the teacher would?), and the word-level distinct-2 and repetition rate of the samples joined (does it
+    loop?). The same prompts and sampling seed serve every model, so the scores compare.
+    """
+    context = teacher.config.context
+    generator = torch.Generator().manual_seed(30_000 + seed)
+    prompts, _ = char_batches(val_tokens, prompt, count, generator)
+    written = generate(model, prompts, context - prompt, temperature, generator=torch.Generator().manual_seed(seed))
+    logits = teacher(written[:, :-1]).float()
+    nll = F.cross_entropy(logits[:, prompt - 1:].reshape(-1, logits.shape[-1]), written[:, prompt:].reshape(-1))
+    texts = [tokenizer.decode(row) for row in written]
+    joined = "\n".join(texts)
+    return {"texts": texts, "teacher_bits_per_char": nll.item() / math.log(2),
+            "distinct_2": distinct_n(joined, 2), "repetition_2": repetition_rate(joined, 2)}
+
+
+# ----------------------------------------------------------------------------- the regime experiments/search_lm_kd.py chose
+
+SEARCH_REPORT = config.PROJECT_ROOT / "experiments" / "results" / "lm_kd_search.json"
+SCRATCH_LR = 6e-3  # the search's rule 1 (tests/test_lm_train.py ties these to the report)
+DISTILLED_LR = 6e-3  # rule 2
+DISTILLED = LMObjective("forward KL", hard_weight=0.0, soft_weight=1.0, beta=0.0, temperature=1.0)  # rule 2
+
+
+def search_report(path: Path | str = SEARCH_REPORT) -> dict:
+    """Return the report of experiments/search_lm_kd.py: every searched cell, the choices and their confirmation."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{config.relative_path(path)} is missing: run `.venv/bin/python "
+                                "experiments/search_lm_kd.py --report` (or the whole search) to write it")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def contest() -> list[tuple[LMObjective, float]]:
+    """Return notebook 08's students as (objective, learning rate): scratch, its controls and the distillation variants.
+
+    Each variant changes one thing of the chosen forward-KL regime (or of scratch, for the hard-label students), so
+    a difference between two of them has one cause.
+    """
+    hard = [LMObjective("scratch"), LMObjective("label smoothing", label_smoothing=0.1),
+            LMObjective("sequence-level KD", seq_kd=True)]
+    soft = [DISTILLED, replace(DISTILLED, name="reverse KL", beta=1.0), replace(DISTILLED, name="JSD β=0.5", beta=0.5),
+            replace(DISTILLED, name="on-policy λ=0.5", lmbda=0.5), replace(DISTILLED, name="on-policy λ=1", lmbda=1.0),
+            replace(DISTILLED, name="top-16", top_k=16), replace(DISTILLED, name="top-4", top_k=4),
+            replace(DISTILLED, name="top-1", top_k=1)]
+    return [(objective, SCRATCH_LR) for objective in hard] + [(objective, DISTILLED_LR) for objective in soft]
