@@ -495,8 +495,10 @@ def generate(model: nn.Module, idx: Tensor, max_new_tokens: int, temperature: fl
         raise ValueError(f"top_k must be None (no cut) or an integer >= 1, got {top_k!r}")
     context = model.config["context"]
     # Within the context, keep each block's keys and values (one new position per step); past it, the window
-    # slides, every position moves, and each step re-reads the last `context` tokens.
-    cache = [{} for _ in model.blocks] if idx.shape[1] + max_new_tokens <= context and hasattr(model, "blocks") else None
+    # slides, every position moves, and each step re-reads the last `context` tokens. The last token sampled is
+    # never fed back, so a prompt and its continuation may hold context + 1 tokens.
+    fits = idx.shape[1] + max_new_tokens - 1 <= context
+    cache = [{} for _ in model.blocks] if fits and hasattr(model, "blocks") else None
     was_training = model.training
     model.eval()
     try:

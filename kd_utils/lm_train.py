@@ -42,7 +42,6 @@ from .lm import (
     generalized_jsd,
     generate,
     nll_nats,
-    repetition_rate,
     topk_forward_kl,
     topk_teacher_cache,
 )
@@ -371,10 +370,10 @@ def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, fl
     tokens, val = corpus.tokenizer.encode(corpus.train), corpus.tokenizer.encode(corpus.val)
     context = teacher.config.context
     runs = StudentRuns(seeds=list(seeds))
+    written_text = None  # sequence-level KD: the teacher writes its text once (Kim & Rush), each seed reads it in its order
     for seed in seeds:
         windows = training_windows(tokens, context, schedule, seed)
         caches: dict[float, TeacherCache] = {}
-        written = None
         for objective, lr in recipes:
             cache = None
             if objective.soft_weight > 0 and objective.lmbda < 1:
@@ -385,13 +384,12 @@ def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, fl
                 cache = caches[objective.temperature]
             data = windows
             if objective.seq_kd:
-                if written is None:
+                if written_text is None:
                     start = time.perf_counter()
-                    written = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context,
-                                                   seed=seed).view_as(windows)
-                    runs.teacher_seconds["written text"] = (runs.teacher_seconds.get("written text", 0.0)
-                                                            + time.perf_counter() - start)
-                data = written
+                    written_text = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context)
+                    runs.teacher_seconds["written text"] = time.perf_counter() - start
+                order = torch.randperm(len(written_text), generator=torch.Generator().manual_seed(seed))
+                data = written_text[order].view_as(windows)
             student = new_student(teacher, seed)
             history = train_lm(student, data, objective, replace(schedule, lr=lr), seed=seed, teacher=teacher,
                                cache=None if objective.seq_kd else cache, val_tokens=val, progress=progress)
@@ -406,8 +404,8 @@ def score_samples(model: nn.Module, teacher: TinyGPT, tokenizer, val_tokens: Ten
     """Let `model` continue `count` real validation prompts; return how the teacher rates what it wrote.
 
     Returns the samples' text, the teacher's NLL of the written characters in bits/char (does the model write
-    what the teacher would?), and the word-level distinct-2 and repetition rate of the samples joined (does it
-    loop?). The same prompts and sampling seed serve every model, so the scores compare.
+    what the teacher would?), and the word-level distinct-1 and distinct-2 of the samples joined (how varied is
+    it?). The same prompts and sampling seed serve every model, so the scores compare.
     """
     context = teacher.config.context
     generator = torch.Generator().manual_seed(30_000 + seed)
@@ -418,7 +416,7 @@ def score_samples(model: nn.Module, teacher: TinyGPT, tokenizer, val_tokens: Ten
     texts = [tokenizer.decode(row) for row in written]
     joined = "\n".join(texts)
     return {"texts": texts, "teacher_bits_per_char": nll.item() / math.log(2),
-            "distinct_2": distinct_n(joined, 2), "repetition_2": repetition_rate(joined, 2)}
+            "distinct_1": distinct_n(joined, 1), "distinct_2": distinct_n(joined, 2)}
 
 
 # ----------------------------------------------------------------------------- the regime experiments/search_lm_kd.py chose

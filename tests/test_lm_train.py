@@ -42,14 +42,24 @@ def test_cached_forward_gives_the_logits_of_the_full_forward():
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
 
 
-def test_cached_greedy_generation_equals_greedy_by_full_forward():
+@pytest.mark.parametrize("new_tokens", [8, 10])  # 3 + 10 = context + 1: the last token is never fed back
+def test_cached_greedy_generation_equals_greedy_by_full_forward(new_tokens):
     model = small()
     prompt = torch.randint(0, 11, (2, 3), generator=torch.Generator().manual_seed(2))
-    generated = lm.generate(model, prompt, 8, top_k=1)  # 3 + 8 <= context 12: the cached path
+    generated = lm.generate(model, prompt, new_tokens, top_k=1)
     idx = prompt
-    for _ in range(8):
+    for _ in range(new_tokens):
         idx = torch.cat([idx, model(idx)[:, -1].argmax(-1, keepdim=True)], dim=1)
     assert torch.equal(generated, idx)
+
+
+def test_generation_of_a_window_and_its_next_token_uses_the_cache(monkeypatch):
+    model = small()
+    lengths = []
+    original = model.forward
+    monkeypatch.setattr(model, "forward", lambda idx, cache=None: lengths.append(idx.shape[1]) or original(idx, cache))
+    lm.generate(model, torch.zeros(1, 4, dtype=torch.long), SMALL.context + 1 - 4)
+    assert lengths == [4] + [1] * (SMALL.context - 4)
 
 
 def test_cached_forward_refuses_more_than_the_context_and_blocks_after_a_fill():
@@ -242,3 +252,31 @@ def test_recipes_hold_what_the_search_chose_and_the_report_is_the_rule_applied_t
     rows = search.read_rows(search.RESULTS)
     assert {r["cpu_capability"] for r in rows if r["isa"] == "avx2"} == {"AVX2"}
     assert all(r["commit"] and r["torch"] and r["threads"] for r in rows)
+
+
+def test_train_students_pairs_every_objective_on_a_seed_and_scores_what_students_write(monkeypatch):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    corpus = lm.tiny_corpus()
+    teacher = lm.TinyGPT(vocab_size=corpus.tokenizer.vocab_size, context=16, layers=1, width=16, heads=2).eval()
+    schedule = lt.LMSchedule(steps=3, batch_size=2, warmup=1)
+    recipes = [(lt.LMObjective("scratch"), 1e-2), (lt.LMObjective("seq", seq_kd=True), 1e-2),
+               (lt.LMObjective("kd", hard_weight=0, soft_weight=1), 1e-2),
+               (lt.LMObjective("gkd", hard_weight=0, soft_weight=1, lmbda=1.0), 1e-2)]
+    runs = lt.train_students(teacher, corpus, recipes, [0, 1], schedule, progress=False)
+    assert set(runs.histories) == {"scratch", "seq", "kd", "gkd"} and all(len(h) == 2 for h in runs.histories.values())
+    assert all(math.isfinite(bits) for name in runs.histories for bits in runs.val_bits(name))
+    assert set(runs.teacher_seconds) == {"cache", "written text"}
+    val = corpus.tokenizer.encode(corpus.val)
+    score = lt.score_samples(runs.students["kd"][0], teacher, corpus.tokenizer, val, count=4, prompt=4)
+    again = lt.score_samples(runs.students["kd"][0], teacher, corpus.tokenizer, val, count=4, prompt=4)
+    assert score == again and len(score["texts"]) == 4 and all(len(text) == 16 for text in score["texts"])
+    assert 0 < score["distinct_1"] <= 1 and score["teacher_bits_per_char"] > 0
+
+
+def test_readme_quotes_the_confirmation_of_notebook_08s_regime():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    confirmation = lt.search_report()["confirmation"]
+    row = next(line for line in readme.splitlines() if line.startswith("| **08:**"))
+    for isa in ("native", "avx2"):
+        c = confirmation[isa]
+        assert f"{c['gain_nats']:+.3f} ± {c['half_width']:.3f}, {c['verdict']}" in row
