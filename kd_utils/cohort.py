@@ -34,7 +34,15 @@ from torch.nn import functional as F
 
 from . import config
 from .data import NUM_CLASSES, batch_indices, labelled_subset
-from .losses import IGNORE_LABEL, _check_temperature, check_labels, decoupled_kd_from_log_probs, log_soft_targets, soft_loss
+from .losses import (
+    IGNORE_LABEL,
+    check_labels,
+    check_teacher_logits,
+    check_temperature,
+    decoupled_kd_from_log_probs,
+    log_soft_targets,
+    soft_loss,
+)
 from .models import StudentMLP
 from .stats import check_seeds
 
@@ -72,7 +80,7 @@ class Objective:
                 raise ValueError(f"Objective.{name} must be a finite number, got {value!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError(f"Objective.alpha must be in [0, 1] (the weight of the soft term), got {self.alpha}")
-        _check_temperature(self.temperature)
+        check_temperature(self.temperature)
         if not 0.0 <= self.smoothing < 1.0:
             raise ValueError(f"Objective.smoothing (label smoothing ε) must be in [0, 1), got {self.smoothing}")
         if self.feature_weight < 0:
@@ -254,8 +262,6 @@ def train_cohort(
     labelled subset per seed; an epoch is then one pass over m images.
     ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
     """
-    from .train import _check_teacher_logits
-
     members = len(cohort)
     if len(objectives) != members:
         raise ValueError(f"the cohort has {members} members but {len(objectives)} objectives were given: one each")
@@ -271,7 +277,7 @@ def train_cohort(
     if any(o.needs_teacher for o in objectives):
         if teacher_logits is None:
             raise ValueError("an objective uses the teacher (alpha > 0 or labels='teacher'): pass teacher_logits")
-        _check_teacher_logits(teacher_logits if teacher_logits.dim() != 3 else teacher_logits[0], n, cohort.num_classes)
+        check_teacher_logits(teacher_logits if teacher_logits.dim() != 3 else teacher_logits[0], n, cohort.num_classes)
     teachers = None if teacher_logits is None else teacher_logits if teacher_logits.dim() == 3 else teacher_logits[None]
     count = 1 if teachers is None else len(teachers)
     if count > 1 and teacher_of is None:

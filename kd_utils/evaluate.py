@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .features import tap
+
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 1024, device: torch.device | str | None = None) -> Tensor:
@@ -27,7 +29,6 @@ def predict_logits_and_features(model: nn.Module, images: Tensor, layer: str, ba
     The features are read with a forward hook (``kd.tap``), so they can be cached like the logits
     and used as a hint's targets when the training images are not augmented.
     """
-    from .features import tap
 
     device = next(model.parameters()).device
     was_training = model.training

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import config
-from .losses import _check_temperature, log_soft_targets, soft_loss, upcast_half
+from .losses import check_temperature, log_soft_targets, soft_loss, upcast_half
 
 IGNORE_INDEX = -100  # TRL / F.cross_entropy: a position labelled -100 adds nothing to a sequence loss
 
@@ -548,7 +548,7 @@ def _sequence_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tenso
     The teacher is detached (a fixed target) and half precision is upcast; with every position masked the
     result is a 0 attached to the graph, as TRL gives.
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     for name, logits in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
         if not isinstance(logits, Tensor) or not logits.is_floating_point() or logits.dim() < 2:
             raise ValueError(f"{name} must be a floating-point tensor of shape (..., time, vocab)")
@@ -639,7 +639,7 @@ def topk_teacher_cache(teacher_logits: Tensor, k: int, temperature: float = 1.0,
     indices as int16 when the vocabulary has at most 32,768 tokens, else int32: `cache_bytes`
     gives the memory. The log-probabilities are of the full softmax; `topk_forward_kl` renormalises.
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     vocab = teacher_logits.shape[-1]
     if not isinstance(k, int) or isinstance(k, bool) or k < 1:
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
@@ -665,7 +665,7 @@ def topk_forward_kl(student_logits: Tensor, topk_log_probs: Tensor, topk_indices
     q), and it equals `forward_kl` when k covers the vocabulary. The student's probabilities are its full
     softmax at the same T as the cache, not renormalised: mass it puts outside the top k is penalised.
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     if topk_log_probs.shape != topk_indices.shape or topk_log_probs.shape[:-1] != student_logits.shape[:-1]:
         raise ValueError(f"the cache {tuple(topk_log_probs.shape)} / {tuple(topk_indices.shape)} must match the "
                          f"student's positions {tuple(student_logits.shape[:-1])} (build it with topk_teacher_cache)")

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 IGNORE_LABEL = -1  # a label of -1 marks an unlabelled image (the soft term still applies)
 
 
-def _check_temperature(temperature: float) -> None:
+def check_temperature(temperature: float) -> None:
     if not isinstance(temperature, (int, float)) or isinstance(temperature, bool):
         raise TypeError(f"temperature must be a number, got {type(temperature).__name__}; try T = 1 to 20")
     if not (temperature > 0 and math.isfinite(temperature)):
@@ -61,7 +61,7 @@ def upcast_half(logits: Tensor) -> Tensor:
 
 def soft_targets(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """Return the soft targets softmax(logits / T) along the last dimension."""
-    _check_temperature(temperature)
+    check_temperature(temperature)
     return F.softmax(logits / temperature, dim=-1)
 
 
@@ -98,7 +98,7 @@ def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float =
     ``scale=False`` drops the T² factor, to show why Hinton et al. keep it: without it
     the gradient shrinks roughly as 1/T².
     """
-    _check_temperature(temperature)
+    check_temperature(temperature)
     _check_pair(student_logits, teacher_logits)
     student_logits, teacher_logits = upcast_half(student_logits), upcast_half(teacher_logits)  # float16 in, float32 out
     return soft_loss(log_soft_targets(student_logits, temperature), log_soft_targets(teacher_logits, temperature),
@@ -123,7 +123,7 @@ def distillation_loss(
     if alpha < 1.0:
         check_labels(labels, student_logits.shape[1], rows=len(student_logits))
     if alpha > 0.0:
-        _check_temperature(temperature)
+        check_temperature(temperature)
     student_logits, teacher_logits = upcast_half(student_logits), upcast_half(teacher_logits)  # float16 in, float32 out
     teacher_log_probs = log_soft_targets(teacher_logits, temperature)
     return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
@@ -173,6 +173,16 @@ def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> N
         raise ValueError(
             f"labels must be class indices in [0, {num_classes - 1}] (or -1 for unlabelled), "
             f"got values from {int(valid.min())} to {int(valid.max())}"
+        )
+
+
+def check_teacher_logits(teacher_logits: Tensor, n: int, num_classes: int) -> None:
+    """Raise a ValueError naming the fix unless cached teacher logits have shape (n, num_classes)."""
+    if teacher_logits.dim() != 2 or len(teacher_logits) != n or teacher_logits.shape[1] != num_classes:
+        raise ValueError(
+            f"cached teacher_logits have shape {tuple(teacher_logits.shape)} but the training data has {n} images "
+            f"and the student {num_classes} classes (expected ({n}, {num_classes})); recompute them with "
+            "kd.predict_logits(teacher, train_x) on exactly these training images, in this order"
         )
 
 
@@ -370,7 +380,7 @@ def decoupled_kd_from_log_probs(student_log_probs: Tensor, teacher_log_probs: Te
 
 
 def _check_decoupled_inputs(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature: float) -> None:
-    _check_temperature(temperature)
+    check_temperature(temperature)
     _check_pair(student_logits, teacher_logits)
     if student_logits.shape[1] < 2:
         raise ValueError(f"decoupled KD needs at least 2 classes (a target and a non-target one), got "

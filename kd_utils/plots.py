@@ -11,6 +11,8 @@ from matplotlib import ticker
 from torch import Tensor
 
 from .data import CLASS_NAMES, denormalize
+from .losses import soft_targets
+from .stats import CLEAR_GAIN, CLEAR_LOSS
 
 # The course's one palette: the notebooks' figures and scripts/draw_images.py's diagrams both take it from here.
 BLUE, RED, GREEN, ORANGE, GREY = "#1f4e79", "#d9534f", "#5cb85c", "#f0ad4e", "#9e9e9e"
@@ -193,7 +195,6 @@ def plot_probability_bars(axis, probabilities: Sequence[float], labels: Sequence
 def plot_soft_targets(logits: Tensor, temperatures: Sequence[float], class_names: Sequence[str] = CLASS_NAMES,
                       true_class: int | None = None, title: str = "Soft targets at several temperatures"):
     """Draw softmax(logits / T) as bars with their values, one panel per temperature, with class names."""
-    from .losses import soft_targets
 
     figure, axes = plt.subplots(1, len(temperatures), figsize=(3.6 * len(temperatures) + 0.6, 4.8), sharey=True)
     axes = np.atleast_1d(axes)
@@ -544,7 +545,6 @@ def plot_comparisons(comparisons: dict, title: str, xlabel: str = "gain over the
     One row per comparison, zero marked, the verdict written at the end of its own row, so a gain of a few tenths
     of a point looks as large as it is, next to the seeds' spread, and no legend covers the data.
     """
-    from .stats import CLEAR_GAIN, CLEAR_LOSS
 
     names = list(comparisons)
     figure, axis = plt.subplots(figsize=(11, 1.0 + 0.85 * len(names)))

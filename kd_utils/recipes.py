@@ -23,6 +23,7 @@ from torch import nn
 
 from . import config
 from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from .data import load_fashion_mnist
 from .evaluate import accuracy
 from .models import Ensemble, build_model, is_convolutional
 from .train import train
@@ -105,7 +106,6 @@ def load_or_train_teacher(data=None, retrain: bool = False, path: Path | str | N
         except CheckpointMismatchError as error:
             print(f"Retraining the teacher: {error}")
     if data is None:
-        from .data import load_fashion_mnist
 
         data = load_fashion_mnist()
     if verbose:

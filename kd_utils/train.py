@@ -19,7 +19,7 @@ from . import config
 from .data import batch_indices
 from .evaluate import accuracy
 from .features import tap
-from .losses import IGNORE_LABEL, check_labels, distillation_loss, distillation_terms, log_soft_targets
+from .losses import IGNORE_LABEL, check_labels, check_teacher_logits, distillation_loss, distillation_terms, log_soft_targets
 from .models import is_convolutional
 
 
@@ -89,15 +89,6 @@ def _prepare(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
-def _check_teacher_logits(teacher_logits: Tensor, n: int, num_classes: int) -> None:
-    if teacher_logits.dim() != 2 or len(teacher_logits) != n or teacher_logits.shape[1] != num_classes:
-        raise ValueError(
-            f"cached teacher_logits have shape {tuple(teacher_logits.shape)} but the training data has {n} images "
-            f"and the student {num_classes} classes (expected ({n}, {num_classes})); recompute them with "
-            "kd.predict_logits(teacher, train_x) on exactly these training images, in this order"
-        )
-
-
 class PlainTraining:
     """Plain training: cross-entropy with the labels (a label of -1 adds nothing); the other objectives build on it."""
 
@@ -152,7 +143,7 @@ class LogitDistillation(PlainTraining):
     def setup(self, train_x: Tensor, train_y: Tensor, num_classes: int, device: torch.device, channels_last: bool) -> None:
         super().setup(train_x, train_y, num_classes, device, channels_last)
         if self.teacher_logits is not None:
-            _check_teacher_logits(self.teacher_logits, len(train_x), num_classes)
+            check_teacher_logits(self.teacher_logits, len(train_x), num_classes)
             self.cached = log_soft_targets(self.teacher_logits.to(device).float(), self.temperature)
 
     def teacher_log_probs(self, images: Tensor, index: Tensor) -> Tensor:

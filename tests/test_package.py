@@ -49,3 +49,25 @@ def test_all_is_an_explicit_list_of_public_names_that_exist():
         assert hasattr(kd, name), name
         assert not name.startswith("_")
     assert not [name for name in kd.__all__ if isinstance(getattr(kd, name), types.ModuleType)], "modules are not public API"
+
+
+def _package_imports():
+    """Yield (module file, node, inside a function) for every `from .x import ...` in kd_utils."""
+    import ast
+
+    for path in sorted((Path(kd.__file__).parent).glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        nested = {id(node) for function in ast.walk(tree) if isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
+                  for node in ast.walk(function) if node is not function}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                yield path.name, node, id(node) in nested
+
+
+def test_no_private_name_crosses_a_module_boundary_and_no_lazy_import_inside_the_package():
+    private = [f"{name}: from .{node.module} import {alias.name}" for name, node, _ in _package_imports()
+               for alias in node.names if alias.name.startswith("_")]
+    lazy = [f"{name}: from .{node.module} import ... inside a function" for name, node, inside in _package_imports()
+            if inside]
+    assert private == [], "make the name public in its module, or keep its use inside that module"
+    assert lazy == [], "import at the top of the module: no kd_utils module imports another in a cycle"
