@@ -41,7 +41,6 @@ report is written to results/headline_robustness.json, which notebook 03 reads (
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
@@ -51,7 +50,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_table import append_rows
+from results_table import append_rows, commit, read_rows
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "headline_robustness.csv"
@@ -78,14 +77,6 @@ def environment(isa: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in ISAS["default"]}
     env.update(ISAS[isa])
     return env
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") -> None:
@@ -153,13 +144,6 @@ def run_in_subprocess(run: str, isa: str, smoke: bool = False, candidate: str = 
             env["KD_SMOKE"] = "1"
         subprocess.run(command, env=env, check=True)
         return json.loads(output.read_text())
-
-
-def read_rows(path: Path = RESULTS) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open() as file:
-        return list(csv.DictReader(file))
 
 
 def gains(rows: list[dict], run: str, candidate: str, split: str,
@@ -263,7 +247,7 @@ def main() -> int:
         import kd_utils as kd
 
         kd.load_or_train_teacher(verbose=True)  # notebook 01's teacher, native, before any run forces another ISA
-        done = {r["run"] for r in read_rows()}
+        done = {r["run"] for r in read_rows(RESULTS)}
         for run, (isa, _, _) in RUNS.items():
             if run in done or (args.only and run not in args.only):
                 continue
@@ -271,7 +255,7 @@ def main() -> int:
             rows = run_in_subprocess(run, isa)
             append_rows(RESULTS, FIELDS, rows)
             print(f"{run}: {time.perf_counter() - start:.0f} s ({rows[0]['cpu_capability']})", flush=True)
-    summary = report(read_rows())
+    summary = report(read_rows(RESULTS))
     REPORT.write_text(json.dumps(summary, indent=1) + "\n")
     return 0
 

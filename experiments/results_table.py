@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,3 +37,20 @@ def print_rows(rows: Sequence[dict], width: int = 20) -> None:
     for r in rows:
         print(f"   {r['objective']:<{width}} val {r['val_mean']} (gain {r['val_gain_mean']} ± {r['val_gain_std']}), "
               f"test gain {r['test_gain_mean']} ± {r['test_gain_std']}")
+
+
+def commit() -> str:
+    """Return the short hash of the commit a search runs on ("unknown" outside git), for its result rows."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def read_rows(path: Path) -> list[dict]:
+    """Return the rows of a results CSV (none when it does not exist yet)."""
+    if not path.exists():
+        return []
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))

@@ -31,14 +31,16 @@ notebook 08 and tests/test_lm_train.py read.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
+
+from results_table import append_rows, commit, read_rows
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "lm_kd_search.csv"
@@ -59,14 +61,6 @@ def cells(smoke: bool) -> list[dict]:
     rows += [{"cell": f"forward KL lr={lr:g} T={t:g} hard={h:g}", "method": "forward KL", "lr": lr, "temperature": t,
               "hard_weight": h} for lr in lrs for t in ((1.0,) if smoke else (1.0, 2.0)) for h in (0.0, 0.5)]
     return rows
-
-
-def commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True,
-                              check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def train_cells(phase: str, isa: str, settings: list[dict], seeds: tuple[int, ...], done: set, retrain_teacher: bool,
@@ -103,7 +97,7 @@ def train_cells(phase: str, isa: str, settings: list[dict], seeds: tuple[int, ..
                 if cell["temperature"] not in caches:
                     caches[cell["temperature"]] = lt.TeacherCache(teacher, windows, cell["temperature"])
                 cache = caches[cell["temperature"]]
-            schedule = lt.LMSchedule(**{**base.__dict__, "lr": cell["lr"]})
+            schedule = replace(base, lr=cell["lr"])
             history = lt.train_lm(lt.new_student(teacher, seed), windows, objective, schedule, seed=seed,
                                   cache=cache, val_tokens=val, progress=False)
             rows.append({**facts, **cell, "seed": seed, "val_nll": f"{history.val_nll:.5f}",
@@ -111,13 +105,6 @@ def train_cells(phase: str, isa: str, settings: list[dict], seeds: tuple[int, ..
             print(f"{phase} {isa} seed {seed} {cell['cell']}: val {history.val_nll:.4f} nats/char, "
                   f"{history.seconds:.1f} s", flush=True)
         write(rows)
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with path.open(newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def mean_nll(rows: list[dict], phase: str, cell: str, isa: str = "native") -> float:
@@ -162,8 +149,6 @@ def report(rows: list[dict], smoke: bool) -> dict:
 
 def worker(phase: str, isa: str, smoke: bool, results: Path, settings: str) -> None:
     """Train one phase in this process (its instruction set already forced), adding rows to `results` seed by seed."""
-    from results_table import append_rows
-
     seeds = SEARCH_SEEDS if phase == "search" else CONFIRM_SEEDS
     done = {(r["phase"], r["isa"], r["cell"], r["seed"]) for r in read_rows(results)}
     train_cells(phase, isa, json.loads(settings), seeds[:2] if smoke else seeds, done,

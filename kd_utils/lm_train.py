@@ -45,6 +45,7 @@ from .lm import (
     topk_forward_kl,
     topk_teacher_cache,
 )
+from .recipes import recipe_difference
 
 
 @dataclass(frozen=True)
@@ -136,7 +137,7 @@ class TeacherCache:
     """The teacher's log-probabilities at T on every training window of one seed, computed once (float32).
 
     ``top_k(k)`` keeps the k largest per position (``kd_utils.lm.topk_teacher_cache``), as large-model
-    distillation does offline; `bytes(k)` is what storing them would take.
+    distillation does offline; ``kd_utils.lm.cache_bytes`` gives what storing them would take.
     """
 
     def __init__(self, teacher: nn.Module, windows: Tensor, temperature: float = 1.0, batch: int = 64):
@@ -303,9 +304,8 @@ def load_or_train_lm_teacher(corpus, retrain: bool = False, path: Path | str | N
     if path.exists() and not retrain:
         try:
             teacher, metadata = load_checkpoint(path, model)
-            saved = metadata.get("recipe", {})
-            differences = [f"{key}={saved.get(key)!r} where the recipe says {key}={value!r}"
-                           for key, value in recipe.items() if saved.get(key) != value]
+            difference = recipe_difference(metadata, recipe) if "recipe" in metadata else "no recorded recipe"
+            differences = [difference] if difference else []
             if metadata.get("vocabulary") != corpus.tokenizer.vocabulary:
                 differences.append("another vocabulary")
             if not differences:

@@ -240,6 +240,7 @@ def test_search_smoke_runs_and_its_report_applies_the_declared_rule(tmp_path):
 def test_recipes_hold_what_the_search_chose_and_the_report_is_the_rule_applied_to_the_table():
     import importlib.util
 
+    sys.path.insert(0, str(ROOT / "experiments"))  # the script imports results_table from its own folder
     spec = importlib.util.spec_from_file_location("search_lm_kd", ROOT / "experiments" / "search_lm_kd.py")
     search = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(search)
