@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-import statistics
+import math
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +13,15 @@ import kd_utils as kd
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Return the mean and the population standard deviation of per-seed values."""
-    return statistics.mean(values), statistics.pstdev(values)
+    """Return the mean and the sample standard deviation (n − 1) of per-seed values: ``kd.mean_std``.
+
+    The course's one convention, the spread the notebooks print as "±". A single value has no spread: its
+    standard deviation is NaN (written "nan"), so a one-seed search still writes its rows instead of failing
+    after training.
+    """
+    if len(values) == 1:
+        return float(values[0]), math.nan
+    return kd.mean_std(values)
 
 
 def append_rows(path: Path, fields: Sequence[str], rows: Sequence[dict]) -> None:

@@ -103,10 +103,6 @@ def test_a_notebook_that_shows_plus_minus_computes_it_with_the_yardstick(path):
         "spread with the course's yardstick (sample std, paired differences) instead of by hand")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "experiments/results_table.mean_std uses statistics.pstdev (population std, n): the '±' that 03, 04 and 06 print "
-    "from the search CSVs (val_gain_std, test_gain_std, *_vs_kd_std) is not the course's sample std; passes once the "
-    "searches write sample stds (then drop this mark)"))
 @pytest.mark.parametrize("table, gains, spread", [
     ("full_label_search.csv", "test_gains", "test_gain_std"),
     ("dkd_search.csv", "test_gains", "test_gain_std"),
