@@ -12,8 +12,10 @@ script recomputes those columns from what each row already holds:
   a reader recomputes from the printed per-seed gains is the printed std;
 - otherwise (val_std, test_std, val_gain_std of full_label_search, the *_vs_kd_std of validation: no per-seed
   values stored) by converting the stored population std exactly, s = σ·sqrt(n / (n − 1)), n the number of
-  seeds in the row's `seeds` column. The conversion would also be used where per-seed values are rounded more
-  coarsely than the std.
+  seeds in the row's `seeds` column, written with one decimal more than the stored σ. Multiplying every std of a
+  table by the same factor cannot change which row has the largest mean/std (notebook 04's CNN rule), but
+  rounding the products to 2 decimals again can, and did: hint β=10 overtook β=30 by 4.794 to 4.784 through
+  rounding alone. The conversion would also be used where per-seed values are rounded more coarsely than the std.
 
 A row with a single seed keeps its cell (the population std of one value is 0; the sample std is undefined);
 no committed row has one. Every other byte of a table is kept: its column order, the quoting, the line ends,
@@ -94,8 +96,8 @@ def sample_std_cell(row: dict, std_column: str, per_seed_column: str | None) -> 
         if len(values) != n:
             raise SystemExit(f"{per_seed_column} holds {len(values)} values for {n} seeds in row {row}")
         std = kd.sample_std(values)
-    else:
-        std = float(cell) * math.sqrt(n / (n - 1))
+    else:  # one more decimal than the source: a rescale must not reorder a ratio, and rounding it again can
+        std, places = float(cell) * math.sqrt(n / (n - 1)), places + 1
     return f"{std:.{places}f}"
 
 
