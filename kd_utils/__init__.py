@@ -63,6 +63,7 @@ from .evaluate import (
     recommend_student,
     reliability,
     size_on_disk,
+    stored_logits,
 )
 from .features import hook_count, tap
 from .losses import (
@@ -158,4 +159,6 @@ __all__ = [
     "Comparison", "MethodResults", "plot_comparisons", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
     # issue 20: the rule that picks the student to ship, on validation (notebooks 05 and 07)
     "recommend_student",
+    # issue 20: each student and each teacher's logits computed once per course run (03 trains, 05–07 load)
+    "stored_logits",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,39 @@ def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
         digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
+
+
+def fingerprint(*parts: Any) -> str:
+    """Return a short SHA-256 of tensors (their shapes, dtypes and bytes) and JSON-able values, in order.
+
+    Names what a stored result was computed from (``kd.stored_logits``, ``kd.train_cohort(store=True)``), so
+    other weights, other images or another recipe never read a stale file.
+    """
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, torch.Tensor):
+            tensor = part.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"tensor:{tuple(part.shape)}:{tensor.dtype}:".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        else:
+            digest.update(json.dumps(_plain(part), sort_keys=True, default=_unhashable).encode())
+        digest.update(b"|")
+    return digest.hexdigest()[:24]
+
+
+def _unhashable(value: Any) -> Any:
+    raise TypeError(f"fingerprint() takes tensors and JSON-able values; pass a {type(value).__name__} as its own part "
+                    "(a tensor) or convert it first (a state dict: weights_checksum)")
+
+
+def store_path(kind: str, key: str) -> Path:
+    """Return where a stored result of `kind` ("logits", "cohort") named `key` lives, beside the checkpoints."""
+    return config.checkpoint_dir() / "store" / kind / f"{key}.pt"
+
+
+def computing_environment() -> dict[str, str]:
+    """Return the torch version and CPU instruction set that computed a result (a stored one records them)."""
+    return {"torch": str(torch.__version__), "cpu_capability": str(torch.backends.cpu.get_cpu_capability())}
 
 
 def read_checkpoint(path: Path | str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from . import config
+from .checkpoints import computing_environment, fingerprint, store_path
 from .data import NUM_CLASSES, batch_indices, labelled_subset
 from .losses import (
     IGNORE_LABEL,
@@ -208,15 +209,35 @@ class CohortResult:
     objectives: list[Objective]
     seeds: list[int]
     val_accuracy: list[list[float]]  # [epoch][member]
-    seconds: float
+    seconds: float  # training time of the members trained by this call
+    loaded: int = 0  # members read back from the store (``train_cohort(store=True)``) instead of trained
+    stored_seconds: float = 0.0  # the loaded members' share of the time of the cohort that trained them
 
     @property
     def final_val_accuracy(self) -> list[float]:
         return self.val_accuracy[-1] if self.val_accuracy else []
 
+    @property
+    def trained(self) -> int:
+        """How many members this call trained (the others were loaded)."""
+        return len(self.objectives) - self.loaded
+
+    @property
+    def cost_seconds(self) -> float:
+        """What training every member cost, here or before: this call's time plus the loaded members' share."""
+        return self.seconds + self.stored_seconds
+
+    def timing(self) -> str:
+        """Say where the members' training time went, e.g. '14 trained here in 190 s; 6 loaded (trained before in 86 s)'."""
+        parts = [f"{self.trained} trained here in {self.seconds:.0f} s"] if self.trained else []
+        if self.loaded:
+            parts.append(f"{self.loaded} loaded (trained before in {self.stored_seconds:.0f} s)")
+        return "; ".join(parts)
+
     def as_dict(self) -> dict:
         return {"objectives": [asdict(o) for o in self.objectives], "seeds": self.seeds,
-                "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+                "val_accuracy": self.val_accuracy, "seconds": self.seconds, "loaded": self.loaded,
+                "stored_seconds": self.stored_seconds}
 
 
 def _member_labels(objectives: Sequence[Objective], labels: Tensor, teachers: Tensor | None, teacher_of: Tensor) -> Tensor:
@@ -248,6 +269,7 @@ def train_cohort(
     eval_every: int = 0,
     progress: bool = True,
     name: str = "cohort",
+    store: bool = False,
 ) -> CohortResult:
     """Train every member of `cohort` with its own objective, seed and data order; return a CohortResult.
 
@@ -261,6 +283,12 @@ def train_cohort(
     `subsets` (members, m) gives each member its own m training images (indices into train_x), e.g. one
     labelled subset per seed; an epoch is then one pass over m images.
     ``eval_every=k`` records validation accuracy every k epochs (0: at the end only).
+
+    ``store=True`` trains each student once per course run: a member whose recipe (width, seed, objective,
+    schedule, and fingerprints of its images, labels and teacher logits) was trained before is loaded from the
+    checkpoint folder instead, and the others are trained and saved. A member trains exactly as it would in any
+    other cohort (nothing is shared between members), so a loaded student is the one retraining would give,
+    to the bit, on the same machine and torch; the file also names the torch version and CPU instruction set.
     """
     members = len(cohort)
     if len(objectives) != members:
@@ -301,6 +329,10 @@ def train_cohort(
         if subsets.min() < 0 or subsets.max() >= n:
             raise ValueError(f"subsets must hold indices into train_x (0 to {n - 1}), got {int(subsets.min())} "
                              f"to {int(subsets.max())}")
+    if store:
+        return _train_with_store(cohort, train_x, train_y, list(objectives), teachers, teacher_of, subsets, val,
+                                 dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay),
+                                 eval_every, progress, name)
     device = cohort.weight1.device
     flat_x = train_x.reshape(n, -1).to(device)
     labels = _member_labels(objectives, train_y, teachers, teacher_of).to(device)  # (members, n)
@@ -383,6 +415,89 @@ def train_cohort(
     return result
 
 
+STORE_VERSION = 1  # raise when train_cohort's arithmetic changes, so stored students are retrained
+
+
+def _evaluated_epochs(epochs: int, eval_every: int) -> list[int]:
+    return [epoch for epoch in range(1, epochs + 1) if epoch == epochs or (eval_every and epoch % eval_every == 0)]
+
+
+def _train_with_store(cohort, train_x, train_y, objectives, teachers, teacher_of, subsets, val, schedule, eval_every,
+                      progress, name) -> CohortResult:
+    """``train_cohort(store=True)``: load the members trained before, train the rest as one smaller cohort, save them."""
+    if cohort.regressor is not None:
+        raise ValueError("store=True keeps plain MLP students; a cohort with hint regressors (feature_width > 0) "
+                         "draws them from one shared random stream, so its members are not independent: train it "
+                         "without store")
+    environment = computing_environment()
+    images = fingerprint(train_x)
+    label_rows = {} if train_y.dim() == 2 else {None: fingerprint(train_y)}
+    teacher_prints = {}
+    keys = []
+    for k, objective in enumerate(objectives):
+        labels = label_rows.get(None) or fingerprint(train_y[k])
+        teacher = None
+        if objective.needs_teacher:
+            index = int(teacher_of[k])
+            teacher = teacher_prints.setdefault(index, fingerprint(teachers[index]))
+        recipe = {"version": STORE_VERSION, "architecture": "StudentMLP", "hidden": cohort.hidden,
+                  "num_classes": cohort.num_classes, "seed": cohort.seeds[k], "objective": asdict(objective), **schedule,
+                  "images": images, "labels": labels, "teacher_logits": teacher,
+                  "subset": None if subsets is None else fingerprint(subsets[k]), **environment}
+        keys.append(fingerprint(recipe))
+    evaluation = None if val is None else [fingerprint(*val), _evaluated_epochs(schedule["epochs"], eval_every)]
+    parameters = dict(cohort.named_parameters())
+    stored, missing = {}, []
+    for k, key in enumerate(keys):
+        path = store_path("cohort", key)
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+        except Exception:  # an unreadable file is trained again and overwritten
+            entry = None
+        if entry is not None and (evaluation is None or entry["evaluation"] == evaluation):
+            stored[k] = entry
+        else:
+            missing.append(k)
+    result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
+    result.loaded = len(stored)
+    result.stored_seconds = sum(entry["seconds"] for entry in stored.values())
+    if stored:
+        folder = config.relative_path(store_path("cohort", "").parent)
+        print(f"{name}: {len(stored)} of {len(cohort)} students loaded from {folder} (trained before with the same "
+              f"recipe, seed, images and teacher); "
+              + (f"training the other {len(missing)}" if missing else "nothing to train"))
+    trained = None
+    if missing:
+        part = MLPCohort(cohort.hidden, [cohort.seeds[k] for k in missing], cohort.num_classes)
+        with torch.no_grad():
+            for key, parameter in part.named_parameters():
+                parameter.copy_(parameters[key][missing])
+        part.to(cohort.weight1.device)
+        trained = train_cohort(part, train_x, train_y if train_y.dim() == 1 else train_y[missing],
+                               [objectives[k] for k in missing],
+                               teacher_logits=teachers, teacher_of=[int(teacher_of[k]) for k in missing],
+                               subsets=None if subsets is None else subsets[missing], val=val,
+                               eval_every=eval_every, progress=progress, name=name, **schedule)
+        result.seconds = trained.seconds
+        part_parameters = dict(part.named_parameters())
+        for position, k in enumerate(missing):
+            state = {key: part_parameters[key][position].detach().cpu().clone() for key in parameters}
+            history = [row[position] for row in trained.val_accuracy]
+            with config.atomic_write(store_path("cohort", keys[k])) as file:
+                torch.save({"state": state, "evaluation": evaluation, "val_accuracy": history,
+                            "seconds": trained.seconds / len(missing), **environment}, file)
+            stored[k] = {"state": state, "val_accuracy": history}
+    with torch.no_grad():
+        for k, entry in stored.items():
+            for key, parameter in parameters.items():
+                parameter[k].copy_(entry["state"][key])
+    if val is not None:
+        result.val_accuracy = [[stored[k]["val_accuracy"][row] for k in range(len(cohort))]
+                               for row in range(len(evaluation[1]))]
+    cohort.eval()
+    return result
+
+
 @dataclass
 class MethodResults:
     """What `train_methods` returns: accuracy in % per split, method and seed (in seed order), and the cohort."""
@@ -413,12 +528,14 @@ def train_methods(
     eval_every: int = 0,
     progress: bool = False,
     name: str = "cohort",
+    store: bool = False,
 ) -> MethodResults:
     """Train MLP(`width`) from every seed under every method as one cohort; return each one's accuracy per split.
 
     The students of a seed share their initial weights and data order, so a method's effect is a paired, per-seed
     difference (``kd.compare``). With `subset_size`, every student of a seed trains on that seed's class-balanced
     subset of `subset_size` images (``kd.labelled_subset``): the same images for every method.
+    ``store=True`` loads the students trained before with the same recipe (see ``train_cohort``).
     """
     seeds = check_seeds(seeds)
     members = [(method, seed) for method in methods for seed in seeds]
@@ -430,7 +547,7 @@ def train_methods(
         subsets = torch.stack([per_seed[seed] for _, seed in members])
     result = train_cohort(cohort, train_x, train_y, [methods[m] for m, _ in members], teacher_logits=teacher_logits,
                           subsets=subsets, val=val, epochs=epochs, batch_size=batch_size, eval_every=eval_every,
-                          progress=progress, name=name)
+                          progress=progress, name=name, store=store)
     accuracy = {}
     for split, (images, labels) in evaluate.items():
         values = [100 * a for a in cohort.accuracies(images, labels)]

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import config
+from .checkpoints import computing_environment, fingerprint, store_path, weights_checksum
 from .features import tap
 
 
@@ -20,6 +22,28 @@ def predict_logits(model: nn.Module, images: Tensor, batch_size: int = 1024, dev
     outputs = [model(batch.to(device)).float().cpu() for batch in images.split(batch_size)]
     model.train(was_training)
     return torch.cat(outputs) if outputs else torch.empty(0)
+
+
+def stored_logits(model: nn.Module, images: Tensor, batch_size: int = 1024) -> Tensor:
+    """Return ``kd.predict_logits(model, images)``, computed once and then read back from the checkpoint folder.
+
+    A teacher's logits of the same images feed several notebooks (03, 05 and 07 distil from the ensemble's
+    logits of the 55,000 training images). The file is named by a fingerprint of the model's weights, the
+    images, the torch version and the CPU instruction set, so a retrained teacher or other images never
+    read stale logits; it is written atomically.
+    """
+    key = fingerprint(type(model).__name__, weights_checksum(model.state_dict()), images, batch_size,
+                      computing_environment())
+    path = store_path("logits", key)
+    if path.is_file():
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)["logits"]
+        except Exception:  # unreadable (a crash cannot leave half a file, but a disk can fail): compute again
+            pass
+    logits = predict_logits(model, images, batch_size)
+    with config.atomic_write(path) as file:
+        torch.save({"logits": logits, **computing_environment()}, file)
+    return logits
 
 
 @torch.no_grad()

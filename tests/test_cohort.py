@@ -184,3 +184,90 @@ def test_several_teachers_need_teacher_of_with_one_valid_index_per_member(data):
     with pytest.raises(ValueError, match="teacher_logits have shape"):
         train_cohort(cohort, x, y, objectives, teacher_logits=torch.zeros(2, len(x), 7), teacher_of=[0, 1], epochs=1,
                      progress=False)
+
+
+# ----------------------------------------------------------------------------- each student trained once (store=True)
+
+def _stored_run(data, seeds, objectives, teacher_logits, **kwargs):
+    x, y = _small(data, 256)
+    cohort = MLPCohort(16, seeds)
+    result = train_cohort(cohort, x, y, objectives, teacher_logits=teacher_logits, epochs=2, batch_size=64,
+                          progress=False, **kwargs)
+    return cohort, result
+
+
+def test_a_stored_student_is_loaded_bit_for_bit_and_only_the_missing_ones_train(data, capsys):
+    kd.set_seed(3)
+    teacher_logits = torch.randn(256, 10) * 3
+    distilled = Objective(alpha=0.5, temperature=2.0)
+    val = (data.val_x[:100], data.val_y[:100])
+    reference, reference_result = _stored_run(data, [0, 1, 0, 1], [SCRATCH, SCRATCH, distilled, distilled],
+                                              teacher_logits, val=val, eval_every=1)
+    first, first_result = _stored_run(data, [0, 1, 0, 1], [SCRATCH, SCRATCH, distilled, distilled], teacher_logits,
+                                      val=val, eval_every=1, store=True)
+    assert first_result.loaded == 0 and first_result.val_accuracy == reference_result.val_accuracy
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), reference.parameters()))
+    # another cohort, another order, one new member: two are read back, one trains
+    again, again_result = _stored_run(data, [1, 2, 0], [distilled, distilled, SCRATCH], teacher_logits, store=True)
+    assert again_result.loaded == 2 and "2 of 3 students loaded" in capsys.readouterr().out
+    assert torch.equal(again.weight1[0], reference.weight1[3]) and torch.equal(again.weight2[2], reference.weight2[0])
+    alone, _ = _stored_run(data, [2], [distilled], teacher_logits)
+    assert torch.equal(again.weight1[1], alone.weight1[0])  # the new member trained as it would anywhere else
+    # asked again with validation: the history comes back with the weights
+    _, history = _stored_run(data, [0, 1], [distilled, distilled], teacher_logits, val=val, eval_every=1, store=True)
+    assert history.loaded == 2 and history.val_accuracy == [row[2:] for row in reference_result.val_accuracy]
+
+
+def test_a_stored_student_of_another_recipe_is_trained_again_never_served(data):
+    kd.set_seed(4)
+    teacher_logits = torch.randn(256, 10) * 3
+    distilled = Objective(alpha=0.5, temperature=2.0)
+    _stored_run(data, [0], [distilled], teacher_logits, store=True)
+    assert _stored_run(data, [0], [distilled], teacher_logits, store=True)[1].loaded == 1
+    assert _stored_run(data, [0], [distilled], teacher_logits * 2, store=True)[1].loaded == 0  # another teacher
+    assert _stored_run(data, [0], [Objective(alpha=0.5, temperature=4.0)], teacher_logits, store=True)[1].loaded == 0
+    assert _stored_run(data, [0], [distilled], teacher_logits, store=True, lr=1e-3)[1].loaded == 0  # another schedule
+    val = (data.val_x[:50], data.val_y[:50])  # stored without a validation history: trained again to record it
+    assert _stored_run(data, [0], [distilled], teacher_logits, store=True, val=val)[1].loaded == 0
+    assert _stored_run(data, [0], [distilled], teacher_logits, store=True, val=val)[1].loaded == 1
+
+
+def test_a_hinted_cohort_is_not_stored(data):
+    x, y = _small(data, 64)
+    cohort = MLPCohort(16, [0], feature_width=8)
+    with pytest.raises(ValueError, match="hint regressors"):
+        train_cohort(cohort, x, y, [Objective(feature_weight=1.0)], teacher_features=torch.randn(64, 8), epochs=1,
+                     progress=False, store=True)
+
+
+def test_stored_logits_are_computed_once_and_belong_to_their_weights_and_images(data, monkeypatch):
+    kd.set_seed(5)
+    model = kd.StudentMLP(hidden=16)
+    images = data.test_x[:128]
+    first = kd.stored_logits(model, images)
+    assert torch.equal(first, kd.predict_logits(model, images))
+    monkeypatch.setattr(kd.evaluate, "predict_logits", lambda *args, **kwargs: pytest.fail("computed twice"))
+    assert torch.equal(kd.stored_logits(model, images), first)
+    monkeypatch.undo()
+    with torch.no_grad():
+        model.classifier.bias += 1.0
+    assert torch.allclose(kd.stored_logits(model, images), first + 1.0, atol=1e-5)  # other weights: computed again
+    assert kd.stored_logits(model, images[:64]).shape == (64, 10)
+
+
+def test_a_fingerprint_refuses_what_it_cannot_hash_faithfully():
+    assert kd.checkpoints.fingerprint(torch.ones(3)) != kd.checkpoints.fingerprint(torch.ones(3, 1))
+    assert kd.checkpoints.fingerprint({"a": 1}) == kd.checkpoints.fingerprint({"a": 1})
+    with pytest.raises(TypeError, match="weights_checksum"):
+        kd.checkpoints.fingerprint({"weight": torch.ones(2)})
+
+
+def test_a_cohort_result_says_where_its_training_time_went(data):
+    kd.set_seed(6)
+    teacher_logits = torch.randn(256, 10)
+    _, first = _stored_run(data, [0, 1], [SCRATCH, SCRATCH], teacher_logits, store=True)
+    assert first.trained == 2 and first.loaded == 0 and first.cost_seconds == first.seconds
+    assert first.timing() == f"2 trained here in {first.seconds:.0f} s"
+    _, mixed = _stored_run(data, [1, 2], [SCRATCH, SCRATCH], teacher_logits, store=True)
+    assert (mixed.trained, mixed.loaded) == (1, 1) and mixed.stored_seconds == pytest.approx(first.seconds / 2)
+    assert mixed.timing().endswith(f"1 loaded (trained before in {mixed.stored_seconds:.0f} s)")
