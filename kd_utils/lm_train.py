@@ -23,7 +23,12 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import os
+import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -150,6 +155,13 @@ class TeacherCache:
                 logits = teacher(flat[start:start + batch]).float()
                 rows.append(F.log_softmax(logits / temperature, dim=-1))
         self.log_probs = torch.cat(rows).view(*windows.shape[:2], windows.shape[-1] - 1, -1)
+
+    @classmethod
+    def from_log_probs(cls, log_probs: Tensor, temperature: float) -> TeacherCache:
+        """Wrap log-probabilities computed before (e.g. read back from a file) as a cache at `temperature`."""
+        cache = cls.__new__(cls)
+        cache.temperature, cache.log_probs = temperature, log_probs
+        return cache
 
     def top_k(self, k: int) -> tuple[Tensor, Tensor]:
         return topk_teacher_cache(self.log_probs.float(), k)
@@ -359,43 +371,156 @@ class StudentRuns:
         return sum(history.seconds for history in self.histories[name]) / len(self.seeds)
 
 
+def default_workers() -> int:
+    """How many processes train notebook 08's students side by side: one per CPU core, at most 4 (1 on a GPU).
+
+    A 2-layer, width-64 student is too small for a second thread to speed it up (measured on 2 cores: 100 steps
+    of forward-KL training took 3.5 s with one thread and with two), so two students on two cores, one thread
+    each, train in the time of one.
+    """
+    if torch.cuda.is_available():
+        return 1
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _train_task(task: dict) -> tuple[LMHistory, dict[str, Tensor]]:
+    """Train one student of `train_students` in a worker process; return its history and its trained weights."""
+    torch.set_num_threads(task["threads"])
+    folder = Path(task["folder"])
+    teacher = torch.load(folder / "teacher.pt", weights_only=False)
+    data = torch.load(folder / task["data"], mmap=True, weights_only=True)
+    cache = None
+    if task["cache"] is not None:
+        cache = TeacherCache.from_log_probs(torch.load(folder / task["cache"], mmap=True, weights_only=True),
+                                            task["objective"].temperature)
+    student = task["student"]
+    history = train_lm(student, data, task["objective"], task["schedule"], seed=task["seed"], teacher=teacher,
+                       cache=cache, val_tokens=torch.load(folder / "val.pt", mmap=True, weights_only=True),
+                       progress=False)
+    return history, student.state_dict()
+
+
 def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, float]], seeds: list[int],
-                   schedule: LMSchedule | None = None, progress: bool = True) -> StudentRuns:
+                   schedule: LMSchedule | None = None, progress: bool = True, workers: int | None = None) -> StudentRuns:
     """Train one student per (objective, learning rate) and seed on the same windows per seed; return the StudentRuns.
 
     For each seed the teacher's log-probabilities on the windows are computed once per loss temperature and
     shared by every off-policy objective; sequence-level KD trains on as many windows of the teacher's own text.
+    The runs are independent, so `workers` processes (``default_workers()``: one per core) train them side by
+    side, one thread each, while this process computes what the teacher gives them, once, and hands it over
+    in files. A run's result depends on its thread count (rounding), not on
+    which process trains it: one worker with one thread trains the same students, to the bit, as two.
     """
     schedule = schedule or STUDENT_SCHEDULE[config.mode_name()]
+    workers = default_workers() if workers is None else workers
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
     tokens, val = corpus.tokenizer.encode(corpus.train), corpus.tokenizer.encode(corpus.val)
     context = teacher.config.context
     runs = StudentRuns(seeds=list(seeds))
-    written_text = None  # sequence-level KD: the teacher writes its text once (Kim & Rush), each seed reads it in its order
-    for seed in seeds:
-        windows = training_windows(tokens, context, schedule, seed)
-        caches: dict[float, TeacherCache] = {}
-        for objective, lr in recipes:
-            cache = None
-            if objective.soft_weight > 0 and objective.lmbda < 1:
-                if objective.temperature not in caches:
+    tasks = [{"objective": objective, "schedule": replace(schedule, lr=lr), "seed": seed, "student": new_student(teacher, seed)}
+             for objective, lr in recipes for seed in seeds]
+    threads = torch.get_num_threads()
+    with tempfile.TemporaryDirectory(prefix="kd_students_") as folder, \
+            _TaskRunner(workers, progress, f"{len(tasks)} students ({workers} at a time)", len(tasks)) as runner:
+        folder = Path(folder)
+        torch.save(teacher, folder / "teacher.pt")
+        torch.save(val, folder / "val.pt")
+        for seed in seeds:
+            torch.save(training_windows(tokens, context, schedule, seed), folder / f"windows_{seed}.pt")
+        for task in tasks:
+            task.update(folder=str(folder), threads=max(1, threads // workers), data=f"windows_{task['seed']}.pt", cache=None)
+
+        def needs(task):
+            objective = task["objective"]
+            return "written" if objective.seq_kd else "cache" if objective.soft_weight > 0 and objective.lmbda < 1 else None
+
+        # Runs that need nothing from the teacher start at once (the longest first: on-policy students write
+        # their own text); the others start as soon as their cache or the teacher's text is ready.
+        independent = [i for i, task in enumerate(tasks) if needs(task) is None]
+        for index in sorted(independent, key=lambda i: -tasks[i]["objective"].lmbda):
+            runner.submit(index, tasks[index])
+        with runner.sharing_cores():
+            for seed in seeds:
+                windows = torch.load(folder / f"windows_{seed}.pt", weights_only=True)
+                for temperature in sorted({task["objective"].temperature for task in tasks
+                                           if task["seed"] == seed and needs(task) == "cache"}):
                     start = time.perf_counter()
-                    caches[objective.temperature] = TeacherCache(teacher, windows, objective.temperature)
+                    log_probs = TeacherCache(teacher, windows, temperature).log_probs
                     runs.teacher_seconds["cache"] = runs.teacher_seconds.get("cache", 0.0) + time.perf_counter() - start
-                cache = caches[objective.temperature]
-            data = windows
-            if objective.seq_kd:
-                if written_text is None:
-                    start = time.perf_counter()
-                    written_text = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context)
-                    runs.teacher_seconds["written text"] = time.perf_counter() - start
-                order = torch.randperm(len(written_text), generator=torch.Generator().manual_seed(seed))
-                data = written_text[order].view_as(windows)
-            student = new_student(teacher, seed)
-            history = train_lm(student, data, objective, replace(schedule, lr=lr), seed=seed, teacher=teacher,
-                               cache=None if objective.seq_kd else cache, val_tokens=val, progress=progress)
-            runs.histories.setdefault(objective.name, []).append(history)
-            runs.students.setdefault(objective.name, []).append(student)
+                    name = f"cache_{seed}_T{temperature:g}.pt"
+                    torch.save(log_probs, folder / name)
+                    for index, task in enumerate(tasks):
+                        if task["seed"] == seed and needs(task) == "cache" and task["objective"].temperature == temperature:
+                            task["cache"] = name
+                            runner.submit(index, task)
+            written = [i for i, task in enumerate(tasks) if needs(task) == "written"]
+            if written:  # sequence-level KD: the teacher writes its text once (Kim & Rush), each seed reads it in its order
+                start = time.perf_counter()
+                text = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context)
+                runs.teacher_seconds["written text"] = time.perf_counter() - start
+                for index in written:
+                    seed = tasks[index]["seed"]
+                    order = torch.randperm(len(text), generator=torch.Generator().manual_seed(seed))
+                    tasks[index]["data"] = f"written_{seed}.pt"
+                    if not (folder / tasks[index]["data"]).exists():
+                        torch.save(text[order].view(schedule.steps, schedule.batch_size, -1), folder / tasks[index]["data"])
+                    runner.submit(index, tasks[index])
+        results = runner.results()
+    for task, (history, state) in zip(tasks, results):  # in the order of the recipes, each in seed order
+        task["student"].load_state_dict(state)
+        runs.histories.setdefault(task["objective"].name, []).append(history)
+        runs.students.setdefault(task["objective"].name, []).append(task["student"].eval())
     return runs
+
+
+class _TaskRunner:
+    """Run ``_train_task`` on tasks as they are submitted: in `workers` spawned processes, or here one by one when 1."""
+
+    def __init__(self, workers: int, progress: bool, name: str, total: int):
+        self.workers, self.done = workers, {}
+        self.bar = config.progress_bar(total, name, progress)
+        self.pool = self.futures = None
+        if workers > 1:  # spawn: fork is unsafe once torch's threads have started
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+            self.futures = {}
+
+    def __enter__(self) -> _TaskRunner:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+        if self.pool is not None:
+            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+
+    def submit(self, index: int, task: dict) -> None:
+        if self.pool is None:
+            threads = torch.get_num_threads()
+            try:
+                self.done[index] = _train_task(task)
+            finally:
+                torch.set_num_threads(threads)
+            self.bar.update(1)
+        else:
+            self.futures[self.pool.submit(_train_task, dict(task))] = index
+
+    @contextmanager
+    def sharing_cores(self):
+        """While the workers train, this process computes with one thread, so that no core runs two threads."""
+        threads = torch.get_num_threads()
+        if self.pool is not None:
+            torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+    def results(self) -> list:
+        if self.pool is not None:
+            for future in as_completed(self.futures):
+                self.done[self.futures[future]] = future.result()
+                self.bar.update(1)
+        return [self.done[index] for index in range(len(self.done))]
 
 
 @torch.no_grad()

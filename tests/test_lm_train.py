@@ -274,6 +274,31 @@ def test_train_students_pairs_every_objective_on_a_seed_and_scores_what_students
     assert 0 < score["distinct_1"] <= 1 and score["teacher_bits_per_char"] > 0
 
 
+def test_worker_processes_train_the_same_students_as_one_process(monkeypatch):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    corpus = lm.tiny_corpus()
+    teacher = lm.TinyGPT(vocab_size=corpus.tokenizer.vocab_size, context=16, layers=1, width=16, heads=2).eval()
+    schedule = lt.LMSchedule(steps=3, batch_size=2, warmup=1)
+    recipes = [(lt.LMObjective("scratch"), 1e-2), (lt.LMObjective("seq", seq_kd=True), 1e-2),
+               (lt.LMObjective("kd", hard_weight=0, soft_weight=1, temperature=2.0), 1e-2),
+               (lt.LMObjective("gkd", hard_weight=0, soft_weight=1, lmbda=0.5), 1e-2)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of two workers gets on two cores: then the runs match to the bit
+    try:
+        alone = lt.train_students(teacher, corpus, recipes, [0, 1], schedule, progress=False, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    side_by_side = lt.train_students(teacher, corpus, recipes, [0, 1], schedule, progress=False, workers=2)
+    assert list(side_by_side.histories) == list(alone.histories) == ["scratch", "seq", "kd", "gkd"]
+    for name in alone.histories:
+        assert [h.seed for h in side_by_side.histories[name]] == [0, 1]
+        assert side_by_side.val_bits(name) == alone.val_bits(name)
+        for a, b in zip(alone.students[name], side_by_side.students[name]):
+            assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        lt.train_students(teacher, corpus, recipes, [0], schedule, progress=False, workers=0)
+
+
 def test_readme_quotes_the_confirmation_of_notebook_08s_regime():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     confirmation = lt.search_report()["confirmation"]
