@@ -10,9 +10,9 @@ run: setup  ## execute every notebook in place, full mode, storing outputs and t
 	$(PY) scripts/run_notebooks.py
 	@$(MAKE) --no-print-directory fit-slides
 
-test: setup  ## lint, unit tests, and every notebook re-run by nbval in smoke mode
+test: setup  ## lint, unit tests, and every notebook re-run by nbval in smoke mode, one process per core (at most 4)
 	.venv/bin/ruff check .
-	KD_SMOKE=1 $(PY) -m pytest
+	KD_SMOKE=1 $(PY) -m pytest -n auto --maxprocesses 4
 
 lab: setup  ## open the notebooks in Jupyter Lab
 	.venv/bin/jupyter lab notebooks/
