@@ -27,8 +27,7 @@ import multiprocessing
 import os
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from contextlib import contextmanager
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -400,15 +399,54 @@ def _train_task(task: dict) -> tuple[LMHistory, dict[str, Tensor]]:
     return history, student.state_dict()
 
 
+def _cache_job(folder: str, seed: int, temperature: float, threads: int) -> tuple[str, float]:
+    """Compute the teacher's cache of one seed's windows at `temperature` into a file; return its name and seconds."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    teacher = torch.load(Path(folder) / "teacher.pt", weights_only=False)
+    windows = torch.load(Path(folder) / f"windows_{seed}.pt", weights_only=True)
+    name = f"cache_{seed}_T{temperature:g}.pt"
+    torch.save(TeacherCache(teacher, windows, temperature).log_probs, Path(folder) / name)
+    return name, time.perf_counter() - start
+
+
+def _written_job(folder: str, count: int, context: int, threads: int) -> float:
+    """Have the teacher write sequence-level KD's `count` windows into a file, once for every seed; return seconds."""
+    torch.set_num_threads(threads)
+    start = time.perf_counter()
+    teacher = torch.load(Path(folder) / "teacher.pt", weights_only=False)
+    tokens = torch.load(Path(folder) / "tokens.pt", mmap=True, weights_only=True)
+    torch.save(teacher_text_windows(teacher, tokens, count, context), Path(folder) / "written.pt")
+    return time.perf_counter() - start
+
+
+class _InlinePool:
+    """What ``ProcessPoolExecutor`` offers, run here, one job at a time, when there is one worker (or a GPU)."""
+
+    def submit(self, function, *args) -> Future:
+        future: Future = Future()
+        threads = torch.get_num_threads()
+        try:
+            future.set_result(function(*args))
+        except Exception as error:  # raised again by future.result(), as a worker's would be
+            future.set_exception(error)
+        finally:
+            torch.set_num_threads(threads)
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        pass
+
+
 def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, float]], seeds: list[int],
                    schedule: LMSchedule | None = None, progress: bool = True, workers: int | None = None) -> StudentRuns:
     """Train one student per (objective, learning rate) and seed on the same windows per seed; return the StudentRuns.
 
     For each seed the teacher's log-probabilities on the windows are computed once per loss temperature and
     shared by every off-policy objective; sequence-level KD trains on as many windows of the teacher's own text.
-    The runs are independent, so `workers` processes (``default_workers()``: one per core) train them side by
-    side, one thread each, while this process computes what the teacher gives them, once, and hands it over
-    in files. A run's result depends on its thread count (rounding), not on
+    Every run is independent, so `workers` processes (``default_workers()``: one per core) do the work side by
+    side, one thread each: first the teacher's caches and its text, then each student as soon as what it learns
+    from is ready. They share files, not memory. A run's result depends on its thread count (rounding), not on
     which process trains it: one worker with one thread trains the same students, to the bit, as two.
     """
     schedule = schedule or STUDENT_SCHEDULE[config.mode_name()]
@@ -420,107 +458,73 @@ def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, fl
     runs = StudentRuns(seeds=list(seeds))
     tasks = [{"objective": objective, "schedule": replace(schedule, lr=lr), "seed": seed, "student": new_student(teacher, seed)}
              for objective, lr in recipes for seed in seeds]
-    threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="kd_students_") as folder, \
-            _TaskRunner(workers, progress, f"{len(tasks)} students ({workers} at a time)", len(tasks)) as runner:
-        folder = Path(folder)
-        torch.save(teacher, folder / "teacher.pt")
-        torch.save(val, folder / "val.pt")
-        for seed in seeds:
-            torch.save(training_windows(tokens, context, schedule, seed), folder / f"windows_{seed}.pt")
-        for task in tasks:
-            task.update(folder=str(folder), threads=max(1, threads // workers), data=f"windows_{task['seed']}.pt", cache=None)
+    threads = max(1, torch.get_num_threads() // workers) if workers > 1 else torch.get_num_threads()
 
-        def needs(task):
-            objective = task["objective"]
-            return "written" if objective.seq_kd else "cache" if objective.soft_weight > 0 and objective.lmbda < 1 else None
+    def needs(task: dict) -> str | None:
+        objective = task["objective"]
+        return "written" if objective.seq_kd else "cache" if objective.soft_weight > 0 and objective.lmbda < 1 else None
 
-        # Runs that need nothing from the teacher start at once (the longest first: on-policy students write
-        # their own text); the others start as soon as their cache or the teacher's text is ready.
-        independent = [i for i, task in enumerate(tasks) if needs(task) is None]
-        for index in sorted(independent, key=lambda i: -tasks[i]["objective"].lmbda):
-            runner.submit(index, tasks[index])
-        with runner.sharing_cores():
+    results: dict[int, tuple[LMHistory, dict[str, Tensor]]] = {}
+    bar = config.progress_bar(len(tasks), f"{len(tasks)} students ({workers} at a time)", progress)
+    pool = (ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))  # fork: unsafe
+            if workers > 1 else _InlinePool())  # once torch's threads have started
+    try:
+        with tempfile.TemporaryDirectory(prefix="kd_students_") as folder:
+            torch.save(teacher, Path(folder) / "teacher.pt")
+            torch.save(val, Path(folder) / "val.pt")
             for seed in seeds:
-                windows = torch.load(folder / f"windows_{seed}.pt", weights_only=True)
-                for temperature in sorted({task["objective"].temperature for task in tasks
-                                           if task["seed"] == seed and needs(task) == "cache"}):
-                    start = time.perf_counter()
-                    log_probs = TeacherCache(teacher, windows, temperature).log_probs
-                    runs.teacher_seconds["cache"] = runs.teacher_seconds.get("cache", 0.0) + time.perf_counter() - start
-                    name = f"cache_{seed}_T{temperature:g}.pt"
-                    torch.save(log_probs, folder / name)
-                    for index, task in enumerate(tasks):
-                        if task["seed"] == seed and needs(task) == "cache" and task["objective"].temperature == temperature:
-                            task["cache"] = name
-                            runner.submit(index, task)
-            written = [i for i, task in enumerate(tasks) if needs(task) == "written"]
-            if written:  # sequence-level KD: the teacher writes its text once (Kim & Rush), each seed reads it in its order
-                start = time.perf_counter()
-                text = teacher_text_windows(teacher, tokens, schedule.steps * schedule.batch_size, context)
-                runs.teacher_seconds["written text"] = time.perf_counter() - start
-                for index in written:
-                    seed = tasks[index]["seed"]
-                    order = torch.randperm(len(text), generator=torch.Generator().manual_seed(seed))
-                    tasks[index]["data"] = f"written_{seed}.pt"
-                    if not (folder / tasks[index]["data"]).exists():
-                        torch.save(text[order].view(schedule.steps, schedule.batch_size, -1), folder / tasks[index]["data"])
-                    runner.submit(index, tasks[index])
-        results = runner.results()
-    for task, (history, state) in zip(tasks, results):  # in the order of the recipes, each in seed order
+                torch.save(training_windows(tokens, context, schedule, seed), Path(folder) / f"windows_{seed}.pt")
+            for task in tasks:
+                task.update(folder=folder, threads=threads, data=f"windows_{task['seed']}.pt", cache=None)
+            jobs: dict[Future, tuple] = {}
+            # the teacher's work first (every distilled student waits for it), then the students that need none of
+            # it, the longest first (on-policy students write their own text)
+            for seed, temperature in sorted({(task["seed"], task["objective"].temperature) for task in tasks
+                                             if needs(task) == "cache"}):
+                jobs[pool.submit(_cache_job, folder, seed, temperature, threads)] = ("cache", seed, temperature)
+            if any(needs(task) == "written" for task in tasks):
+                torch.save(tokens, Path(folder) / "tokens.pt")
+                jobs[pool.submit(_written_job, folder, schedule.steps * schedule.batch_size, context, threads)] = ("written",)
+            independent = [i for i, task in enumerate(tasks) if needs(task) is None]
+            for index in sorted(independent, key=lambda i: -tasks[i]["objective"].lmbda):
+                jobs[pool.submit(_train_task, tasks[index])] = ("student", index)
+            while jobs:
+                done, _ = wait(list(jobs), return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = jobs.pop(future)
+                    if job[0] == "student":
+                        results[job[1]] = future.result()
+                        bar.update(1)
+                        continue
+                    ready = []
+                    if job[0] == "cache":
+                        name, seconds = future.result()
+                        runs.teacher_seconds["cache"] = runs.teacher_seconds.get("cache", 0.0) + seconds
+                        for index, task in enumerate(tasks):
+                            if needs(task) == "cache" and (task["seed"], task["objective"].temperature) == job[1:]:
+                                task["cache"] = name
+                                ready.append(index)
+                    else:  # sequence-level KD: the teacher wrote its text once (Kim & Rush), each seed reads it in its order
+                        runs.teacher_seconds["written text"] = future.result()
+                        written = torch.load(Path(folder) / "written.pt", weights_only=True)
+                        for index, task in enumerate(tasks):
+                            if needs(task) == "written":
+                                order = torch.randperm(len(written), generator=torch.Generator().manual_seed(task["seed"]))
+                                task["data"] = f"written_{task['seed']}.pt"
+                                torch.save(written[order].view(schedule.steps, schedule.batch_size, -1),
+                                           Path(folder) / task["data"])
+                                ready.append(index)
+                    for index in ready:
+                        jobs[pool.submit(_train_task, tasks[index])] = ("student", index)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()
+    for index, task in enumerate(tasks):  # in the order of the recipes, each in seed order
+        history, state = results[index]
         task["student"].load_state_dict(state)
         runs.histories.setdefault(task["objective"].name, []).append(history)
         runs.students.setdefault(task["objective"].name, []).append(task["student"].eval())
     return runs
-
-
-class _TaskRunner:
-    """Run ``_train_task`` on tasks as they are submitted: in `workers` spawned processes, or here one by one when 1."""
-
-    def __init__(self, workers: int, progress: bool, name: str, total: int):
-        self.workers, self.done = workers, {}
-        self.bar = config.progress_bar(total, name, progress)
-        self.pool = self.futures = None
-        if workers > 1:  # spawn: fork is unsafe once torch's threads have started
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
-            self.futures = {}
-
-    def __enter__(self) -> _TaskRunner:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
-        if self.pool is not None:
-            self.pool.shutdown(wait=exc[0] is None, cancel_futures=True)
-
-    def submit(self, index: int, task: dict) -> None:
-        if self.pool is None:
-            threads = torch.get_num_threads()
-            try:
-                self.done[index] = _train_task(task)
-            finally:
-                torch.set_num_threads(threads)
-            self.bar.update(1)
-        else:
-            self.futures[self.pool.submit(_train_task, dict(task))] = index
-
-    @contextmanager
-    def sharing_cores(self):
-        """While the workers train, this process computes with one thread, so that no core runs two threads."""
-        threads = torch.get_num_threads()
-        if self.pool is not None:
-            torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-
-    def results(self) -> list:
-        if self.pool is not None:
-            for future in as_completed(self.futures):
-                self.done[self.futures[future]] = future.result()
-                self.bar.update(1)
-        return [self.done[index] for index in range(len(self.done))]
 
 
 @torch.no_grad()
