@@ -81,10 +81,16 @@ def weights_checksum(state_dict: dict[str, torch.Tensor]) -> str:
     """Return a SHA-256 of the weights' names, shapes, dtypes and bytes (stored in the checkpoint, checked on load)."""
     digest = hashlib.sha256()
     for key in sorted(state_dict):
-        tensor = state_dict[key].detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{key}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        tensor = state_dict[key]
+        digest.update(f"{key}:{(tensor.numel(),)}:{tensor.dtype}".encode())
+        digest.update(_tensor_bytes(tensor))
     return digest.hexdigest()
+
+
+def _tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """Return a tensor's values as raw bytes, in row-major order whatever its memory layout."""
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
 
 
 def fingerprint(*parts: Any) -> str:
@@ -96,9 +102,8 @@ def fingerprint(*parts: Any) -> str:
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, torch.Tensor):
-            tensor = part.detach().cpu().contiguous().reshape(-1)
-            digest.update(f"tensor:{tuple(part.shape)}:{tensor.dtype}:".encode())
-            digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+            digest.update(f"tensor:{tuple(part.shape)}:{part.dtype}:".encode())
+            digest.update(_tensor_bytes(part))
         else:
             digest.update(json.dumps(_plain(part), sort_keys=True, default=_unhashable).encode())
         digest.update(b"|")

@@ -431,11 +431,11 @@ def _train_with_store(cohort, train_x, train_y, objectives, teachers, teacher_of
                          "without store")
     environment = computing_environment()
     images = fingerprint(train_x)
-    label_rows = {} if train_y.dim() == 2 else {None: fingerprint(train_y)}
+    shared_labels = fingerprint(train_y) if train_y.dim() == 1 else None  # else one row of labels per member
     teacher_prints = {}
     keys = []
     for k, objective in enumerate(objectives):
-        labels = label_rows.get(None) or fingerprint(train_y[k])
+        labels = shared_labels or fingerprint(train_y[k])
         teacher = None
         if objective.needs_teacher:
             index = int(teacher_of[k])
@@ -458,15 +458,13 @@ def _train_with_store(cohort, train_x, train_y, objectives, teachers, teacher_of
             stored[k] = entry
         else:
             missing.append(k)
-    result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
-    result.loaded = len(stored)
-    result.stored_seconds = sum(entry["seconds"] for entry in stored.values())
+    result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0, loaded=len(stored),
+                          stored_seconds=sum(entry["seconds"] for entry in stored.values()))
     if stored:
         folder = config.relative_path(store_path("cohort", "").parent)
         print(f"{name}: {len(stored)} of {len(cohort)} students loaded from {folder} (trained before with the same "
               f"recipe, seed, images and teacher); "
               + (f"training the other {len(missing)}" if missing else "nothing to train"))
-    trained = None
     if missing:
         part = MLPCohort(cohort.hidden, [cohort.seeds[k] for k in missing], cohort.num_classes)
         with torch.no_grad():

@@ -509,10 +509,11 @@ def train_students(teacher: TinyGPT, corpus, recipes: list[tuple[LMObjective, fl
                         written = torch.load(Path(folder) / "written.pt", weights_only=True)
                         for index, task in enumerate(tasks):
                             if needs(task) == "written":
-                                order = torch.randperm(len(written), generator=torch.Generator().manual_seed(task["seed"]))
                                 task["data"] = f"written_{task['seed']}.pt"
-                                torch.save(written[order].view(schedule.steps, schedule.batch_size, -1),
-                                           Path(folder) / task["data"])
+                                if not (Path(folder) / task["data"]).exists():  # one file per seed, for every seq-KD recipe
+                                    order = torch.randperm(len(written), generator=torch.Generator().manual_seed(task["seed"]))
+                                    torch.save(written[order].view(schedule.steps, schedule.batch_size, -1),
+                                               Path(folder) / task["data"])
                                 ready.append(index)
                     for index in ready:
                         jobs[pool.submit(_train_task, tasks[index])] = ("student", index)

@@ -255,11 +255,16 @@ def test_recipes_hold_what_the_search_chose_and_the_report_is_the_rule_applied_t
     assert all(r["commit"] and r["torch"] and r["threads"] for r in rows)
 
 
-def test_train_students_pairs_every_objective_on_a_seed_and_scores_what_students_write(monkeypatch):
-    monkeypatch.setenv("KD_SMOKE", "1")
+def _tiny_contest():
+    """A tiny corpus, an untrained 1-layer teacher of its vocabulary and a 3-step schedule: train_students in seconds."""
     corpus = lm.tiny_corpus()
     teacher = lm.TinyGPT(vocab_size=corpus.tokenizer.vocab_size, context=16, layers=1, width=16, heads=2).eval()
-    schedule = lt.LMSchedule(steps=3, batch_size=2, warmup=1)
+    return corpus, teacher, lt.LMSchedule(steps=3, batch_size=2, warmup=1)
+
+
+def test_train_students_pairs_every_objective_on_a_seed_and_scores_what_students_write(monkeypatch):
+    monkeypatch.setenv("KD_SMOKE", "1")
+    corpus, teacher, schedule = _tiny_contest()
     recipes = [(lt.LMObjective("scratch"), 1e-2), (lt.LMObjective("seq", seq_kd=True), 1e-2),
                (lt.LMObjective("kd", hard_weight=0, soft_weight=1), 1e-2),
                (lt.LMObjective("gkd", hard_weight=0, soft_weight=1, lmbda=1.0), 1e-2)]
@@ -276,9 +281,7 @@ def test_train_students_pairs_every_objective_on_a_seed_and_scores_what_students
 
 def test_worker_processes_train_the_same_students_as_one_process(monkeypatch):
     monkeypatch.setenv("KD_SMOKE", "1")
-    corpus = lm.tiny_corpus()
-    teacher = lm.TinyGPT(vocab_size=corpus.tokenizer.vocab_size, context=16, layers=1, width=16, heads=2).eval()
-    schedule = lt.LMSchedule(steps=3, batch_size=2, warmup=1)
+    corpus, teacher, schedule = _tiny_contest()
     recipes = [(lt.LMObjective("scratch"), 1e-2), (lt.LMObjective("seq", seq_kd=True), 1e-2),
                (lt.LMObjective("kd", hard_weight=0, soft_weight=1, temperature=2.0), 1e-2),
                (lt.LMObjective("gkd", hard_weight=0, soft_weight=1, lmbda=0.5), 1e-2)]
