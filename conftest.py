@@ -76,6 +76,7 @@ except ImportError:  # pytest-xdist is in requirements.txt; without it the suite
     pass
 else:
 
+    @pytest.hookimpl(optionalhook=True)  # `-p no:xdist` still runs the suite, in one process
     def pytest_xdist_make_scheduler(config: pytest.Config, log):
         """Hand out whole files (a notebook's cells share one kernel, in order), and the browser suite as one unit:
         its two files share one Chromium, one JupyterLab and one export of the decks."""
