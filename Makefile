@@ -8,6 +8,7 @@ setup:
 
 run: setup  ## execute every notebook in place, full mode, storing outputs and timings; then fit the slides to them
 	$(PY) scripts/run_notebooks.py
+	$(PY) scripts/sync_notebooks.py
 	@$(MAKE) --no-print-directory fit-slides
 
 test: setup  ## lint, unit tests, and every notebook re-run by nbval in smoke mode, one process per core (at most 4)

@@ -6,6 +6,9 @@
 - Pictures from `images/` are embedded in the markdown cells as attachments, so they show on GitHub, Colab, Lab and
   in the slides alike (a `../images/…` link breaks everywhere but a local checkout).
 - The "Open in Colab" badges of the README and of 00_index are written between `colab-badges` markers.
+- A code cell whose whole output is rendered prose (`display(Markdown(...))`) keeps its code folded in JupyterLab
+  (`metadata.jupyter.source_hidden`): the learner reads the prose, and unfolds the f-string to see where each number
+  comes from. Run it after executing the notebooks (`make run` does).
 
 The repository address lives in one place, `[project.urls] Repository` in pyproject.toml; after changing it (a
 fork, a new home) run `.venv/bin/python scripts/sync_notebooks.py`. `make images` runs it after redrawing.
@@ -104,6 +107,14 @@ def with_badges(text: str, prefix: str) -> str:
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
 
+def renders_prose_only(cell) -> bool:
+    """Whether a code cell's stored outputs are rendered Markdown and nothing else (no print, no figure)."""
+    outputs = cell.get("outputs", [])
+    return cell.cell_type == "code" and bool(outputs) and all(
+        output.output_type in ("display_data", "execute_result") and "text/markdown" in output.get("data", {})
+        and set(output["data"]) <= {"text/markdown", "text/plain"} for output in outputs)
+
+
 def sync_notebook(path: Path) -> bool:
     """Bring one notebook in step; return True if it changed."""
     notebook = nbformat.read(path, as_version=4)
@@ -129,6 +140,9 @@ def sync_notebook(path: Path) -> bool:
             cell.source = IMAGE_LINK.sub(r"![\1](attachment:\2)", cell.source)
             cell["attachments"] = {name: {"image/png": base64.b64encode((IMAGES / name).read_bytes()).decode()}
                                    for name in names}
+    for cell in cells:
+        if renders_prose_only(cell):
+            cell.metadata.setdefault("jupyter", {})["source_hidden"] = True
     if path.name.startswith("00_"):
         index = next(i for i, cell in enumerate(cells) if cell.cell_type == "markdown" and "## The notebooks" in cell.source)
         cells[index].source = with_badges(cells[index].source, prefix="")
