@@ -34,8 +34,10 @@ THE RULE, declared before any run (the results table is written after this docst
     .venv/bin/python experiments/headline_robustness.py --report   # the report only
     .venv/bin/python experiments/headline_robustness.py --smoke    # a tiny version: native and SSE, verdicts compared
 
-Rows already in results/headline_robustness.csv are skipped, so the script resumes where it stopped. The
-report is written to results/headline_robustness.json, which notebook 03 reads (the between-run spread b).
+Rows already in results/headline_robustness.csv are skipped, so the script resumes where it stopped (with every
+run there it trains nothing). The report is written to results/headline_robustness.json, which notebook 03 reads
+(the between-run spread b). --smoke writes its rows to headline_robustness.csv in --output (default: a new
+temporary folder) and skips the instruction sets already there.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from results_table import append_rows, commit, read_rows
+from results_table import add_run_options, append_rows, output_folder, provenance, read_rows, say_complete
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "headline_robustness.csv"
@@ -81,8 +83,6 @@ def environment(isa: str) -> dict[str, str]:
 
 def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") -> None:
     """Train both candidates for one run (in a process whose instruction set is already forced); write JSON rows."""
-    import torch
-
     import kd_utils as kd
 
     isa, teacher_source, seeds = RUNS[run] if not smoke else (run, "shipped", SEED_SETS[0])
@@ -113,10 +113,9 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
     }
     if smoke:
         candidates = {candidate: candidates[candidate]}
-    run_facts = {"run": run, "isa": isa, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    run_facts = {"run": run, "isa": isa, **provenance(),
                  "teacher": teacher_source + (f" ({teacher_seconds:.0f} s)" if teacher_seconds else ""),
-                 "teacher_test_accuracy": f"{100 * kd.accuracy(ensemble, data.test_x, data.test_y):.2f}",
-                 "commit": commit(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+                 "teacher_test_accuracy": f"{100 * kd.accuracy(ensemble, data.test_x, data.test_y):.2f}"}
     rows = []
     for candidate, settings in candidates.items():
         start = time.perf_counter()
@@ -137,7 +136,7 @@ def run_in_subprocess(run: str, isa: str, smoke: bool = False, candidate: str = 
     """Run `worker` for one run in a fresh Python whose instruction set is `isa`; return its rows."""
     with tempfile.TemporaryDirectory() as folder:
         output = Path(folder) / "rows.json"
-        command = [sys.executable, __file__, "--worker", run, "--output", str(output)]
+        command = [sys.executable, __file__, "--worker", run, "--rows", str(output)]
         command += ["--smoke", "--candidate", candidate] if smoke else []
         env = environment(isa)
         if smoke:
@@ -211,14 +210,21 @@ def report(rows: list[dict]) -> dict:
     return summary
 
 
-def smoke_check() -> int:
-    """Run the headline tiny under this machine's instruction set and under SSE; fail if the verdicts differ."""
+def smoke_check(folder: Path) -> int:
+    """Run the headline tiny under this machine's instruction set and under SSE; fail if the verdicts differ.
+
+    The rows go to `folder`/headline_robustness.csv; an instruction set already there is not run again.
+    """
     import kd_utils as kd
 
     candidate = json.loads(REPORT.read_text())["headline"] if REPORT.exists() else "same_images"
+    table = folder / RESULTS.name
     verdicts = {}
     for isa in ("native", "default"):
-        rows = run_in_subprocess(isa, isa, smoke=True, candidate=candidate)
+        rows = [r for r in read_rows(table) if r["run"] == isa and r["candidate"] == candidate]
+        if not rows:
+            rows = run_in_subprocess(isa, isa, smoke=True, candidate=candidate)
+            append_rows(table, FIELDS, rows)
         comparison = kd.compare(*gains(rows, isa, candidate, "test"))
         verdicts[isa] = comparison.verdict
         print(f"{isa:<8} ({rows[0]['cpu_capability']}): {candidate} {comparison}")
@@ -229,34 +235,40 @@ def smoke_check() -> int:
     return 0
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only apply the rule to the rows already measured")
-    parser.add_argument("--smoke", action="store_true", help="a tiny version under two instruction sets (for CI)")
     parser.add_argument("--only", nargs="*", help="run names to run (default: every missing one)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--rows", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--candidate", default="same_images", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    add_run_options(parser)  # --smoke: a tiny version under two instruction sets (for CI)
+    args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.smoke, args.output, args.candidate)
+        worker(args.worker, args.smoke, args.rows, args.candidate)
         return 0
+    folder = output_folder(args, "headline_robustness")
     if args.smoke:
-        return smoke_check()
+        return smoke_check(folder)
+    results, report_path = folder / RESULTS.name, folder / REPORT.name
     if not args.report:
-        import kd_utils as kd
+        done = {r["run"] for r in read_rows(results)}
+        todo = [run for run in RUNS if run not in done and not (args.only and run not in args.only)]
+        if not todo:
+            say_complete(results, len(read_rows(results)))
+        else:
+            import kd_utils as kd
 
-        kd.load_or_train_teacher(verbose=True)  # notebook 01's teacher, native, before any run forces another ISA
-        done = {r["run"] for r in read_rows(RESULTS)}
-        for run, (isa, _, _) in RUNS.items():
-            if run in done or (args.only and run not in args.only):
-                continue
+            kd.load_or_train_teacher(verbose=True)  # notebook 01's teacher, native, before any run forces another ISA
+        for number, run in enumerate(todo, start=1):
             start = time.perf_counter()
-            rows = run_in_subprocess(run, isa)
-            append_rows(RESULTS, FIELDS, rows)
-            print(f"{run}: {time.perf_counter() - start:.0f} s ({rows[0]['cpu_capability']})", flush=True)
-    summary = report(read_rows(RESULTS))
-    REPORT.write_text(json.dumps(summary, indent=1) + "\n")
+            rows = run_in_subprocess(run, RUNS[run][0])
+            append_rows(results, FIELDS, rows)
+            print(f"[{number}/{len(todo)}] {run}: {time.perf_counter() - start:.0f} s ({rows[0]['cpu_capability']})",
+                  flush=True)
+    summary = json.dumps(report(read_rows(results)), indent=1) + "\n"
+    if not report_path.exists() or report_path.read_text() != summary:  # unchanged: not even rewritten
+        report_path.write_text(summary)
     return 0
 
 

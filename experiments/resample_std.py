@@ -107,13 +107,13 @@ def resample(name: str) -> tuple[str, str, dict[str, list[float]]]:
     text = path.read_bytes().decode()
     rows, old = parse(text), population_table(name)
     header = rows[0]
-    if old[0] != header:
+    if header[:len(old[0])] != old[0]:  # columns added later (the provenance) come after, and are not compared
         raise SystemExit(f"{name}: its header differs from the one at {POPULATION_COMMIT[:7]}")
     std_columns = TABLES[name]
     unmapped = [c for c in header if c.endswith("_std") and c not in std_columns]
     if unmapped:
         raise SystemExit(f"{name}: std columns {unmapped} have no rule here; add them to TABLES")
-    keep = [i for i, c in enumerate(header) if c not in std_columns]
+    keep = [i for i, c in enumerate(old[0]) if c not in std_columns]
     changes = {c: [] for c in std_columns}
     for position, values in enumerate(rows[1:], start=1):
         if position >= len(old) or [values[i] for i in keep] != [old[position][i] for i in keep]:

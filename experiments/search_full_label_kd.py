@@ -14,25 +14,41 @@ The levers (one per group of rows; see experiments/README.md for the table):
             cached on each copy; the scratch twin trains on the same copies with their labels
 
     .venv/bin/python experiments/search_full_label_kd.py [--only GROUP] [--seeds 0 1 2]
+    .venv/bin/python experiments/search_full_label_kd.py --smoke    # every row tiny, into a temporary folder
 
-Rows already in experiments/results/full_label_search.csv are skipped, so the search resumes.
+Rows already in experiments/results/full_label_search.csv are skipped, so the search resumes. It needs the
+teachers of experiments/teachers/ (shipped; experiments/run_all.py trains any that is missing first).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import sys
 import time
 from pathlib import Path
 
 import torch
-from results_table import append_rows, mean_std, print_rows
+from results_table import (
+    PROVENANCE,
+    SMOKE_SEEDS,
+    add_run_options,
+    append_rows,
+    load_data,
+    mean_std,
+    output_folder,
+    print_rows,
+    provenance,
+    read_rows,
+    say_complete,
+    smoke_epochs,
+)
 
 import kd_utils as kd
 from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
 
 HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results" / "full_label_search.csv"
+TABLE = "full_label_search.csv"
+RESULTS = HERE / "results" / TABLE
 TEACHERS = {
     "base": None,  # notebook 01's teacher (checkpoints/full/teacher.pt, trained if missing)
     "strong": HERE / "teachers" / "teacher_e15_shift2_seed0.pt",
@@ -63,7 +79,7 @@ ROWS = [
 ]
 FIELDS = ["group", "width", "epochs", "batch_size", "teacher", "teacher_test_accuracy", "copies", "objective",
           "seeds", "val_mean", "val_std", "val_gain_mean", "val_gain_std", "test_mean", "test_std",
-          "test_gain_mean", "test_gain_std", "test_gains", "seconds"]
+          "test_gain_mean", "test_gain_std", "test_gains", "seconds", *PROVENANCE]
 
 
 def load_teacher(name: str, data) -> torch.nn.Module:
@@ -77,13 +93,19 @@ def load_teacher(name: str, data) -> torch.nn.Module:
     return kd.load_checkpoint(TEACHERS[name])[0].eval()
 
 
-def done_rows() -> set[tuple]:
-    if not RESULTS.exists():
-        return set()
-    with RESULTS.open() as file:
-        return {(r["group"], int(r["width"]), int(r["epochs"]), int(r["batch_size"]), r["teacher"], int(r["copies"]))
-                for r in csv.DictReader(file)}
+def done_rows(path: Path) -> set[tuple]:
+    return {(r["group"], int(r["width"]), int(r["epochs"]), int(r["batch_size"]), r["teacher"], int(r["copies"]))
+            for r in read_rows(path)}
 
+
+SMOKE_ROWS = [5, 9]  # one row per code path: one teacher on shifted copies, an ensemble with the controls
+
+
+def declared_rows(smoke: bool) -> list[tuple]:
+    """Return ROWS; a smoke run trains SMOKE_ROWS for about 1/30 of their epochs (smoke_epochs)."""
+    if not smoke:
+        return ROWS
+    return [(*ROWS[i][:2], smoke_epochs(ROWS[i][2]), *ROWS[i][3:]) for i in SMOKE_ROWS]
 
 
 def run_row(row, data, seeds, teachers_cache) -> list[dict]:
@@ -122,27 +144,33 @@ def run_row(row, data, seeds, teachers_cache) -> list[dict]:
             "val_gain_mean": f"{mean_std(v_gain)[0]:+.2f}", "val_gain_std": f"{mean_std(v_gain)[1]:.2f}",
             "test_mean": f"{mean_std(t)[0]:.2f}", "test_std": f"{mean_std(t)[1]:.2f}",
             "test_gain_mean": f"{mean_std(t_gain)[0]:+.2f}", "test_gain_std": f"{mean_std(t_gain)[1]:.2f}",
-            "test_gains": " ".join(f"{g:+.2f}" for g in t_gain), "seconds": f"{result.seconds:.0f}",
+            "test_gains": " ".join(f"{g:+.2f}" for g in t_gain), "seconds": f"{result.seconds:.0f}", **provenance(),
         })
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="groups to run (default: all)")
-    parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    args = parser.parse_args()
-    data = kd.load_fashion_mnist(smoke=False)
-    done, teachers_cache = done_rows(), {}
-    for row in ROWS:
-        if (args.only and row[0] not in args.only) or row[:6] in done:
-            continue
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: 0 1 2 (smoke: 0 1)")
+    add_run_options(parser)
+    args = parser.parse_args(argv)
+    results = output_folder(args, "full_label_search") / TABLE
+    seeds = args.seeds or (SMOKE_SEEDS if args.smoke else [0, 1, 2])
+    done = done_rows(results)
+    todo = [row for row in declared_rows(args.smoke) if not (args.only and row[0] not in args.only) and row[:6] not in done]
+    if not todo:
+        say_complete(results, len(read_rows(results)))
+        return 0
+    data, teachers_cache = load_data(args.smoke), {}
+    for number, row in enumerate(todo, start=1):
         start = time.perf_counter()
-        rows = run_row(row, data, args.seeds, teachers_cache)
-        append_rows(RESULTS, FIELDS, rows)
-        print(f"{row}: {time.perf_counter() - start:.0f} s")
+        rows = run_row(row, data, seeds, teachers_cache)
+        append_rows(results, FIELDS, rows)
+        print(f"[{number}/{len(todo)}] {row}: {time.perf_counter() - start:.0f} s", flush=True)
         print_rows(rows)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,8 +24,9 @@ THE RULE, declared before any run (the results table is written after this docst
     .venv/bin/python experiments/search_lm_kd.py --report   # apply the rule to the table
     .venv/bin/python experiments/search_lm_kd.py --smoke    # the same code on the tiny test corpus, a few seconds
 
-Rows already in results/lm_kd_search.csv are skipped; the report goes to results/lm_kd_search.json, which
-notebook 08 and tests/test_lm_train.py read.
+Rows already in results/lm_kd_search.csv are skipped (a phase with nothing left starts no process); the report goes
+to results/lm_kd_search.json, which notebook 08 and tests/test_lm_train.py read. --smoke writes both into --output
+(default: a new temporary folder).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from results_table import append_rows, commit, read_rows
+from results_table import PROVENANCE, add_run_options, append_rows, output_folder, provenance, read_rows, say_complete
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "lm_kd_search.csv"
@@ -50,7 +51,7 @@ SEARCH_SEEDS = (100, 101, 102)
 CONFIRM_SEEDS = (0, 1, 2)
 LRS = (3e-3, 6e-3, 1.2e-2)
 FIELDS = ["phase", "isa", "cell", "method", "lr", "temperature", "hard_weight", "seed", "val_nll", "seconds",
-          "commit", "torch", "threads", "cpu_capability"]
+          *PROVENANCE]
 
 
 def cells(smoke: bool) -> list[dict]:
@@ -66,8 +67,6 @@ def cells(smoke: bool) -> list[dict]:
 def train_cells(phase: str, isa: str, settings: list[dict], seeds: tuple[int, ...], done: set, retrain_teacher: bool,
                 smoke: bool, write) -> None:
     """Train every (cell, seed) not in `done`; call write(rows) after each seed so that a stop loses one seed at most."""
-    import torch
-
     import kd_utils as kd
     from kd_utils import lm
     from kd_utils import lm_train as lt
@@ -77,8 +76,7 @@ def train_cells(phase: str, isa: str, settings: list[dict], seeds: tuple[int, ..
         path = Path(folder) / "lm_teacher.pt" if retrain_teacher else None
         teacher, _ = lt.load_or_train_lm_teacher(corpus, path=path, progress=False)
     tokens, val = corpus.tokenizer.encode(corpus.train), corpus.tokenizer.encode(corpus.val)
-    facts = {"phase": phase, "isa": isa, "commit": commit(), "torch": torch.__version__,
-             "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    facts = {"phase": phase, "isa": isa, **provenance()}
     base = lt.STUDENT_SCHEDULE[kd.mode_name()]
     for seed in seeds:
         todo = [cell for cell in settings if (phase, isa, cell["cell"], str(seed)) not in done]
@@ -147,52 +145,72 @@ def report(rows: list[dict], smoke: bool) -> dict:
             "clear_win": bool(confirmation) and all(c["verdict"] == "clear gain" for c in confirmation.values())}
 
 
+def phase_seeds(phase: str, smoke: bool) -> tuple[int, ...]:
+    seeds = SEARCH_SEEDS if phase == "search" else CONFIRM_SEEDS
+    return seeds[:2] if smoke else seeds
+
+
+def missing(results: Path, phase: str, isa: str, settings: list[dict], smoke: bool) -> int:
+    """Return how many (cell, seed) runs of a phase are not in the table yet."""
+    done = {(r["phase"], r["isa"], r["cell"], r["seed"]) for r in read_rows(results)}
+    return sum((phase, isa, cell["cell"], str(seed)) not in done for cell in settings for seed in phase_seeds(phase, smoke))
+
+
 def worker(phase: str, isa: str, smoke: bool, results: Path, settings: str) -> None:
     """Train one phase in this process (its instruction set already forced), adding rows to `results` seed by seed."""
-    seeds = SEARCH_SEEDS if phase == "search" else CONFIRM_SEEDS
     done = {(r["phase"], r["isa"], r["cell"], r["seed"]) for r in read_rows(results)}
-    train_cells(phase, isa, json.loads(settings), seeds[:2] if smoke else seeds, done,
+    train_cells(phase, isa, json.loads(settings), phase_seeds(phase, smoke), done,
                 retrain_teacher=isa != "native", smoke=smoke, write=lambda rows: append_rows(results, FIELDS, rows))
 
 
-def in_subprocess(phase: str, isa: str, settings: list[dict], smoke: bool, results: Path) -> None:
-    """Run `worker` in a fresh Python, under AVX2 when `isa` says so (set before torch is imported)."""
+def in_subprocess(phase: str, isa: str, settings: list[dict], smoke: bool, results: Path) -> bool:
+    """Run `worker` in a fresh Python, under AVX2 when `isa` says so (set before torch is imported).
+
+    Return False, starting nothing, when every run of the phase is already in the table.
+    """
+    todo = missing(results, phase, isa, settings, smoke)
+    if not todo:
+        return False
+    print(f"{phase} ({isa}): {todo} runs to train", flush=True)
     env = {k: v for k, v in os.environ.items() if k not in AVX2}
     env.update(AVX2 if isa == "avx2" else {})
     if smoke:
         env["KD_SMOKE"] = "1"
-    command = [sys.executable, __file__, "--worker", phase, "--isa", isa, "--output", str(results),
+    command = [sys.executable, __file__, "--worker", phase, "--isa", isa, "--table", str(results),
                "--settings", json.dumps(settings)] + (["--smoke"] if smoke else [])
     subprocess.run(command, env=env, check=True)
+    return True
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--report", action="store_true", help="apply the rule to the table, train nothing")
-    parser.add_argument("--smoke", action="store_true", help="a tiny version on the test corpus, written to a temp folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--isa", default="native", help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--table", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--settings", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    add_run_options(parser)  # --smoke: a tiny version on the test corpus, written to a temporary folder
+    args = parser.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.isa, args.smoke, args.output, args.settings)
+        worker(args.worker, args.isa, args.smoke, args.table, args.settings)
         return 0
-    results, report_path = RESULTS, REPORT
-    if args.smoke:
-        folder = Path(tempfile.mkdtemp(prefix="lm_kd_search_smoke_"))
-        results, report_path = folder / "lm_kd_search.csv", folder / "lm_kd_search.json"
+    folder = output_folder(args, "lm_kd_search")
+    results, report_path = folder / RESULTS.name, folder / REPORT.name
     if not args.report:
-        in_subprocess("search", "native", cells(args.smoke), args.smoke, results)  # skips the rows it has
+        trained = in_subprocess("search", "native", cells(args.smoke), args.smoke, results)  # skips the rows it has
         scratch, distilled = choose(read_rows(results), args.smoke)
         for isa in ("native", "avx2"):
-            in_subprocess("confirm", isa, [scratch, distilled], args.smoke, results)
+            trained |= in_subprocess("confirm", isa, [scratch, distilled], args.smoke, results)
+        if not trained:
+            say_complete(results, len(read_rows(results)))
     rows = read_rows(results)
     result = report(rows, args.smoke)
     import kd_utils as kd
 
-    with kd.atomic_write(report_path, "w", encoding="utf-8") as file:
-        file.write(json.dumps(result, indent=1) + "\n")
+    text = json.dumps(result, indent=1) + "\n"
+    if not report_path.exists() or report_path.read_text(encoding="utf-8") != text:  # unchanged: not rewritten
+        with kd.atomic_write(report_path, "w", encoding="utf-8") as file:
+            file.write(text)
     print(f"scratch: {result['scratch']['cell']}; distilled: {result['distilled']['cell']}")
     for isa, c in result["confirmation"].items():
         print(f"confirmation {isa}: gain {c['gain_nats']:+.4f} ± {c['half_width']:.4f} nats/char, {c['verdict']}")
