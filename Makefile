@@ -1,7 +1,7 @@
 # The README's two commands are `make run` (the whole course, full mode) and `make test`.
 PY := .venv/bin/python
 
-.PHONY: setup run test lab images slides fit-slides bench lint clean-checkpoints
+.PHONY: setup run test lab images slides fit-slides bench lint clean-checkpoints searches
 
 setup:
 	@bash scripts/setup.sh
@@ -35,6 +35,9 @@ fit-slides: setup  ## start a subslide wherever a slide runs past a 1280x720 scr
 bench: setup  ## the data-path and distillation-speed benchmarks
 	$(PY) benchmarks/bench_data_pipeline.py
 	$(PY) benchmarks/bench_distillation_epoch.py
+
+searches: setup  ## every search in experiments/, resumably (a complete one trains nothing); see experiments/README.md
+	$(PY) experiments/run_all.py
 
 clean-checkpoints:  ## forget every trained model (notebooks retrain what they need)
 	rm -rf checkpoints/

@@ -222,7 +222,9 @@ def smoke_check(folder: Path) -> int:
     verdicts = {}
     for isa in ("native", "default"):
         rows = [r for r in read_rows(table) if r["run"] == isa and r["candidate"] == candidate]
-        if not rows:
+        if rows:
+            print(f"{isa}: already in {kd.relative_path(table)}; not run again")
+        else:
             rows = run_in_subprocess(isa, isa, smoke=True, candidate=candidate)
             append_rows(table, FIELDS, rows)
         comparison = kd.compare(*gains(rows, isa, candidate, "test"))
