@@ -41,6 +41,20 @@ def test_label_smoothing_epsilon_is_the_one_chosen_on_validation():
     assert {k: v for k, v in recipe.items() if k != "smoothing"} == {**regime, "distill": None}
 
 
+def test_the_feature_recipes_hold_what_notebook_04s_full_run_chose_on_validation():
+    import ast
+    import json
+
+    cells = json.loads((kd.PROJECT_ROOT / "notebooks" / "04_feature_distillation.ipynb").read_text(encoding="utf-8"))["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
+    line = next(line for line in printed.splitlines() if line.startswith("chosen on validation: {"))
+    chosen = {method: float(weight) for method, weight in ast.literal_eval(line.split(": ", 1)[1]).items()}
+    held = {method: kd.STUDENT_RECIPES[f"cnn_{method}"]["feature"]["weight"] for method in chosen}
+    assert held == chosen, "kd.STUDENT_RECIPES' feature weights differ from notebook 04's committed choice"
+    for method in chosen:  # T and α are notebook 03's, read from its recipe, never copied
+        assert kd.STUDENT_RECIPES[f"cnn_{method}"]["distill"] == kd.STUDENT_RECIPES["mlp_kd"]["distill"]
+
+
 def test_a_student_trained_alone_equals_the_same_member_of_a_larger_cohort(data):
     x, y = data.train_x[:600], data.train_y[:600]
     teacher_logits = torch.randn(len(x), 10)
