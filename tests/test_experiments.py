@@ -26,6 +26,17 @@ def _module(name: str):
     return importlib.import_module(name)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Smoke-sized ops are fastest on one thread (two threads on a busy 2-core CPU were up to 25x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def smoke_folder(tmp_path_factory):
     return tmp_path_factory.mktemp("searches_smoke")
