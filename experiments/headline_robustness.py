@@ -111,8 +111,10 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
                                      "soft targets": kd.Objective(alpha=1.0, temperature=4.0)},
                             subset_size=550, epochs=round(1_000 * 64 / 550), batch_size=64),
     }
-    if smoke:
-        candidates = {candidate: candidates[candidate]}
+    if smoke:  # only the candidate's own pair of methods: the check compares their verdicts, the controls wait for a full run
+        settings = candidates[candidate]
+        settings["methods"] = {name: settings["methods"][name] for name in CANDIDATES[candidate]}
+        candidates = {candidate: settings}
     run_facts = {"run": run, "isa": isa, **provenance(),
                  "teacher": teacher_source + (f" ({teacher_seconds:.0f} s)" if teacher_seconds else ""),
                  "teacher_test_accuracy": f"{100 * kd.accuracy(ensemble, data.test_x, data.test_y):.2f}"}
