@@ -114,6 +114,7 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
     if smoke:  # only the candidate's own pair of methods: the check compares their verdicts, the controls wait for a full run
         settings = candidates[candidate]
         settings["methods"] = {name: settings["methods"][name] for name in CANDIDATES[candidate]}
+        settings["epochs"] = max(1, settings["epochs"] // 2)  # half the steps: a verdict to compare, not a measurement
         candidates = {candidate: settings}
     run_facts = {"run": run, "isa": isa, **provenance(),
                  "teacher": teacher_source + (f" ({teacher_seconds:.0f} s)" if teacher_seconds else ""),
