@@ -5,9 +5,8 @@ from __future__ import annotations
 import inspect
 
 from .checkpoints import CheckpointMismatchError, load_checkpoint, read_checkpoint, save_checkpoint
-from .cohort import SCRATCH, CohortResult, MethodResults, MLPCohort, Objective, train_cohort, train_methods
+from .cohort import SCRATCH, MLPCohort, Objective, train_cohort, train_methods
 from .config import (
-    CHECKPOINT_DIR,
     DATA_DIR,
     PROJECT_ROOT,
     atomic_write,
@@ -42,7 +41,6 @@ from .deploy import (
     onnx_session,
     quantize_dynamic_int8,
     quantize_static_int8,
-    quiet_quantization,
     run_torchrun,
     time_inference,
 )
@@ -55,7 +53,6 @@ from .evaluate import (
     fit_temperature,
     flops_per_image,
     latency,
-    model_summary,
     most_confused_pairs,
     predict_logits,
     predict_logits_and_features,
@@ -102,7 +99,6 @@ from .plots import (
 )
 from .recipes import (
     ENSEMBLE_SEEDS,
-    TEACHER_CONFIG,
     TEACHER_SCHEDULE,
     ensemble_member_path,
     load_or_train_teacher,
@@ -111,14 +107,13 @@ from .recipes import (
     train_teacher,
 )
 from .stats import VERDICTS, Comparison, compare, mean_std, sample_std
-from .students import STUDENT_RECIPES, load_or_train_student, save_student, student_path, train_student
+from .students import STUDENT_RECIPES, load_or_train_student, save_student, train_student
 from .train import (
     FeatureDistillation,
     FeatureTerm,
     History,
     LogitDistillation,
     PlainTraining,
-    objective_from,
     train,
     train_fitnets,
 )
@@ -130,33 +125,33 @@ def show_source(obj) -> None:
 
 
 __all__ = [
-    "AttentionTransferLoss", "CHECKPOINT_DIR", "CLASS_NAMES", "CheckpointMismatchError", "CohortResult", "CosineLoss",
+    "AttentionTransferLoss", "CLASS_NAMES", "CheckpointMismatchError", "CosineLoss",
     "DATA_DIR", "DataNotFoundError", "ENSEMBLE_SEEDS", "Ensemble", "FashionMNISTData", "FeatureTerm", "HintLoss",
     "History", "IGNORE_LABEL", "MLPCohort", "NUM_CLASSES", "Objective", "PROJECT_ROOT", "SCRATCH", "STUDENT_RECIPES",
-    "StudentCNN", "StudentMLP", "TEACHER_CONFIG", "TEACHER_SCHEDULE", "TeacherCNN", "accuracy", "agreement",
+    "StudentCNN", "StudentMLP", "TEACHER_SCHEDULE", "TeacherCNN", "accuracy", "agreement",
     "attention_map", "batch_indices", "build_model", "checkpoint_dir", "confusion_matrix",
     "count_parameters", "decoupled_kd_terms", "denormalize", "describe_run", "distillation_loss", "dkd_loss",
     "ensemble_logits", "ensemble_member_path",
     "ensure_fashion_mnist", "entropy", "expected_calibration_error", "feature_mse", "fit_temperature",
     "flops_per_image", "get_device", "hard_loss", "hook_count", "is_convolutional", "is_smoke", "iterate_batches",
     "kd_loss", "labelled_subset", "latency", "load_checkpoint", "load_fashion_mnist", "load_or_train_student",
-    "load_or_train_teacher", "load_teacher_ensemble", "mode_name", "model_summary", "most_confused_pairs",
+    "load_or_train_teacher", "load_teacher_ensemble", "mode_name", "most_confused_pairs",
     "plot_bars_with_error", "plot_class_grid", "plot_confusion_matrix", "plot_feature_maps",
     "plot_heatmap", "plot_history", "plot_images", "plot_probability_bars", "plot_reliability", "plot_scatter",
     "plot_soft_targets",
     "predict_logits", "predict_logits_and_features", "predictions", "random_shift", "read_checkpoint", "relative_path",
     "reliability",
     "save_checkpoint", "save_student", "set_seed", "show_source", "size_on_disk", "soft_targets", "stage_names",
-    "student_path", "tap", "teacher_path", "train", "train_cohort", "train_fitnets", "train_student", "train_teacher",
+    "tap", "teacher_path", "train", "train_cohort", "train_fitnets", "train_student", "train_teacher",
     "use_course_style",
     # issue 13 (notebook 07): int8 quantization, ONNX export and run, timing, torchrun
     "TorchrunError", "UnsupportedLayerError", "deployed_logits", "export_onnx", "layer_times", "logit_match", "onnx_session",
-    "quantize_dynamic_int8", "quantize_static_int8", "quiet_quantization", "run_torchrun", "time_inference",
+    "quantize_dynamic_int8", "quantize_static_int8", "run_torchrun", "time_inference",
     # issue 12: one soft-loss primitive, objectives passed to kd.train, one atomic-write helper
-    "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets", "objective_from",
+    "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets",
     "soft_loss",
     # issue 18: the one yardstick (paired per-seed differences, sample std, verdict words) and the paired cohort
-    "Comparison", "MethodResults", "plot_comparisons", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
+    "Comparison", "plot_comparisons", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",
     # issue 20: the rule that picks the student to ship, on validation (notebooks 05 and 07)
     "recommend_student",
     # issue 20: each student and each teacher's logits computed once per course run (03 trains, 05–07 load)

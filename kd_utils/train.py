@@ -236,7 +236,7 @@ def train(
       ``kd.LogitDistillation(teacher or teacher_logits, temperature, alpha)`` ((1 − α)·CE + α·T²·KL,
       α weights the soft term) or ``kd.FeatureDistillation(teacher, feature_terms, ...)``.
       Without one it is built from the keyword arguments `teacher`, `teacher_logits`,
-      `temperature` (4), `alpha` (0.5), `feature_terms` and `logit_loss` (``kd.objective_from``). A plain
+      `temperature` (4), `alpha` (0.5), `feature_terms` and `logit_loss` (``kd_utils.train.objective_from``). A plain
       function works too; subclass ``kd.PlainTraining`` to add a teacher or trained modules.
     - `optimizer(parameters)` builds the optimizer (default AdamW with `lr` and `weight_decay`) and
       `schedule(optimizer, total_steps)` the learning-rate schedule, stepped after every batch
