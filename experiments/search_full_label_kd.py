@@ -44,7 +44,8 @@ from results_table import (
 )
 
 import kd_utils as kd
-from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
+from kd_utils.cohort import MLPCohort, train_cohort
+from kd_utils.losses import SCRATCH, Objective
 
 HERE = Path(__file__).resolve().parent
 TABLE = "full_label_search.csv"

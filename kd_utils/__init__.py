@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 
 from .checkpoints import CheckpointMismatchError, load_checkpoint, read_checkpoint, save_checkpoint
-from .cohort import SCRATCH, MLPCohort, Objective, train_cohort, train_methods
+from .cohort import MLPCohort, train_cohort, train_methods
 from .config import (
     DATA_DIR,
     PROJECT_ROOT,
@@ -65,9 +65,12 @@ from .evaluate import (
 from .features import hook_count, tap
 from .losses import (
     IGNORE_LABEL,
+    SCRATCH,
     AttentionTransferLoss,
     CosineLoss,
+    FeatureTerm,
     HintLoss,
+    Objective,
     attention_map,
     decoupled_kd_terms,
     distillation_loss,
@@ -78,6 +81,7 @@ from .losses import (
     hard_loss,
     kd_loss,
     log_soft_targets,
+    objective_loss,
     soft_loss,
     soft_targets,
 )
@@ -108,15 +112,7 @@ from .recipes import (
 )
 from .stats import VERDICTS, Comparison, compare, mean_std, sample_std
 from .students import STUDENT_RECIPES, load_or_train_student, save_student, train_student
-from .train import (
-    FeatureDistillation,
-    FeatureTerm,
-    History,
-    LogitDistillation,
-    PlainTraining,
-    train,
-    train_fitnets,
-)
+from .train import History, train, train_fitnets
 
 
 def show_source(obj) -> None:
@@ -148,7 +144,7 @@ __all__ = [
     "TorchrunError", "UnsupportedLayerError", "deployed_logits", "export_onnx", "layer_times", "logit_match", "onnx_session",
     "quantize_dynamic_int8", "quantize_static_int8", "run_torchrun", "time_inference",
     # issue 12: one soft-loss primitive, objectives passed to kd.train, one atomic-write helper
-    "FeatureDistillation", "LogitDistillation", "PlainTraining", "atomic_write", "log_soft_targets",
+    "objective_loss", "atomic_write", "log_soft_targets",
     "soft_loss",
     # issue 18: the one yardstick (paired per-seed differences, sample std, verdict words) and the paired cohort
     "Comparison", "plot_comparisons", "VERDICTS", "compare", "mean_std", "sample_std", "train_methods",

@@ -10,15 +10,11 @@ order (that of ``kd.train`` with the same seed), its own targets and its own los
 AdamW updates every weight from its own gradient only. ``cohort.member(k)`` returns
 member ``k`` as an ordinary ``StudentMLP``.
 
-Each member learns from the objective (Hinton et al., 2015, with label smoothing and
-pseudo-labels as controls)::
-
-    loss_k = (1 - alpha_k) * CE_eps_k(student_k, labels_k)
-             + alpha_k * T_k**2 * KL(softmax(teacher / T_k) || softmax(student_k / T_k))
-
-where ``CE_eps`` is cross-entropy with label smoothing ``eps`` and ``labels_k`` are the
-dataset's labels (``labels="true"``) or the teacher's own top-1 predictions
-(``labels="teacher"``, pseudo-labelling).
+Each member k learns from its own ``kd.Objective``: the cohort's logits are (members, batch,
+classes) and ``kd.objective_loss`` computes every member's loss at once from their stacked
+weights (the member axis is just another axis), with ``kd.train``'s loop core
+(``kd_utils.train.TrainingLoop``). The labels of a member are the dataset's (``labels="true"``)
+or its teacher's top-1 predictions (``labels="teacher"``, pseudo-labelling).
 """
 
 from __future__ import annotations
@@ -30,100 +26,22 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from . import config
 from .checkpoints import computing_environment, fingerprint, store_path
 from .data import NUM_CLASSES, batch_indices, labelled_subset
 from .losses import (
     IGNORE_LABEL,
+    Objective,
+    StackedObjectives,
     check_labels,
     check_teacher_logits,
-    check_temperature,
-    decoupled_kd_from_log_probs,
     log_soft_targets,
-    soft_loss,
+    objective_loss,
 )
 from .models import StudentMLP
 from .stats import check_seeds
-
-LABEL_SOURCES = ("true", "teacher")
-
-
-@dataclass(frozen=True)
-class Objective:
-    """What one member of a cohort learns from: labels, label smoothing and the teacher's soft targets.
-
-    Args:
-        alpha: weight of the soft (teacher) term, in [0, 1]; 0 trains on labels alone.
-        temperature: T of the soft term (> 0).
-        smoothing: label smoothing ε of the hard term, in [0, 1).
-        labels: ``"true"`` for the dataset's labels, ``"teacher"`` for the teacher's top-1 predictions.
-        feature_weight: weight β of a FitNets-style hint on the hidden layer: the mean squared error between
-            the student's hidden units, mapped by a learned linear regressor, and a teacher feature.
-        tckd_weight, nckd_weight: decoupled KD (Zhao et al., 2022; ``kd.decoupled_kd_terms``): when set, the soft
-            term is ``tckd_weight·TCKD + nckd_weight·NCKD`` instead of KD (= TCKD + (1 − p^t_y)·NCKD), still with
-            weight α; (1, 0) is TCKD alone, (0, 1) NCKD alone. Set both or neither.
-    """
-
-    alpha: float = 0.0
-    temperature: float = 1.0
-    smoothing: float = 0.0
-    labels: str = "true"
-    feature_weight: float = 0.0
-    tckd_weight: float | None = None
-    nckd_weight: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("alpha", "temperature", "smoothing", "feature_weight"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"Objective.{name} must be a finite number, got {value!r}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"Objective.alpha must be in [0, 1] (the weight of the soft term), got {self.alpha}")
-        check_temperature(self.temperature)
-        if not 0.0 <= self.smoothing < 1.0:
-            raise ValueError(f"Objective.smoothing (label smoothing ε) must be in [0, 1), got {self.smoothing}")
-        if self.feature_weight < 0:
-            raise ValueError(f"Objective.feature_weight must be >= 0, got {self.feature_weight}")
-        if self.labels not in LABEL_SOURCES:
-            raise ValueError(f"Objective.labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
-        if (self.tckd_weight is None) != (self.nckd_weight is None):
-            raise ValueError("Objective.tckd_weight and nckd_weight (decoupled KD) go together: set both or neither, "
-                             f"got {self.tckd_weight!r} and {self.nckd_weight!r}")
-        if self.decoupled:
-            for name in ("tckd_weight", "nckd_weight"):
-                value = getattr(self, name)
-                if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                    raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
-            if self.alpha == 0:
-                raise ValueError("a decoupled-KD objective needs alpha > 0 (the weight of its soft term), got alpha = 0")
-
-    @property
-    def decoupled(self) -> bool:
-        return self.tckd_weight is not None
-
-    @property
-    def needs_teacher(self) -> bool:
-        return self.alpha > 0 or self.labels == "teacher"
-
-    def describe(self) -> str:
-        """Return a short name such as ``"KD T=2 α=0.5"`` or ``"LS ε=0.1"``."""
-        parts = []
-        if self.labels == "teacher":
-            parts.append("teacher's hard labels")
-        if self.alpha > 0 and self.decoupled:
-            parts.append(f"DKD T={self.temperature:g} α={self.alpha:g} TCKD×{self.tckd_weight:g} NCKD×{self.nckd_weight:g}")
-        elif self.alpha > 0:
-            parts.append(f"KD T={self.temperature:g} α={self.alpha:g}")
-        if self.smoothing > 0:
-            parts.append(f"LS ε={self.smoothing:g}")
-        if self.feature_weight > 0:
-            parts.append(f"hint β={self.feature_weight:g}")
-        return ", ".join(parts) or "scratch"
-
-
-SCRATCH = Objective()
+from .train import TrainingLoop
 
 
 class MLPCohort(nn.Module):
@@ -315,6 +233,10 @@ def train_cohort(
     if len(teacher_of) != members or ((teacher_of < 0) | (teacher_of >= count)).any():
         raise ValueError(f"teacher_of must give each of the {members} members the index of its teacher (0 to "
                          f"{count - 1}), got {teacher_of.tolist()}")
+    featured = [o.describe() for o in objectives if o.feature_terms]
+    if featured:
+        raise ValueError(f"the cohort cannot train {featured[0]!r}: feature_terms tap named layers of a student and a "
+                         "live teacher; train it with kd.train (the cohort's hint is Objective.feature_weight)")
     hinted = any(o.feature_weight > 0 for o in objectives)
     if hinted:
         if teacher_features is None or cohort.regressor is None:
@@ -336,39 +258,29 @@ def train_cohort(
     device = cohort.weight1.device
     flat_x = train_x.reshape(n, -1).to(device)
     labels = _member_labels(objectives, train_y, teachers, teacher_of).to(device)  # (members, n)
-    labelled = labels != IGNORE_LABEL
-    safe_labels = labels.clamp(min=0)
-    decoupled = torch.tensor([o.decoupled for o in objectives], device=device)
-    if decoupled.any() and not labelled[decoupled].all():
+    decoupled = [o.decoupled for o in objectives]
+    if any(decoupled) and (labels[torch.tensor(decoupled)] == IGNORE_LABEL).any():
         raise ValueError("a decoupled-KD objective needs every training image's class, but its labels contain -1 "
                          "(unlabelled); give it labels='teacher' (the teacher's top-1 class) instead")
-    split_weights = torch.tensor([[o.tckd_weight, o.nckd_weight] if o.decoupled else [0.0, 0.0] for o in objectives],
-                                 device=device)
-    split_soft = bool(decoupled.any())
-    alpha = torch.tensor([o.alpha for o in objectives], device=device)
-    temperature = torch.tensor([o.temperature for o in objectives], device=device)
-    smoothing = torch.tensor([o.smoothing for o in objectives], device=device)
+    weights = StackedObjectives.of(objectives, device)
     feature_weight = torch.tensor([o.feature_weight for o in objectives], device=device)
     features = teacher_features.to(device).float() if hinted else None
-    soft = bool((alpha > 0).any())
     teacher_log_probs = member_temperature = None
-    if soft:  # softened once per teacher and distinct temperature for the whole run: (teachers × temperatures, n, classes)
+    if bool((weights.alpha > 0).any()):  # softened once per teacher and distinct temperature for the whole run
         logits = teachers.to(device).float()
         temperatures = sorted({o.temperature for o in objectives})
         teacher_log_probs = torch.cat([torch.stack([log_soft_targets(t_logits, t) for t in temperatures])
-                                       for t_logits in logits])
+                                       for t_logits in logits])  # (teachers × temperatures, n, classes)
         member_temperature = (teacher_of.to(device) * len(temperatures) + torch.tensor(
             [temperatures.index(o.temperature) for o in objectives], device=device))[:, None]
     generators = [torch.Generator().manual_seed(seed) for seed in cohort.seeds]
-    optimizer = torch.optim.AdamW(cohort.parameters(), lr=lr, weight_decay=weight_decay)
     per_member = n if subsets is None else subsets.shape[1]
     steps_per_epoch = math.ceil(per_member / batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=epochs * steps_per_epoch)
     member_index = torch.arange(members, device=device)[:, None]
     result = CohortResult(list(objectives), list(cohort.seeds), [], 0.0)
-    bar = config.progress_bar(epochs * steps_per_epoch, name, progress)
     start = time.perf_counter()
-    try:
+    with TrainingLoop(cohort.parameters(), epochs * steps_per_epoch, lr=lr, weight_decay=weight_decay, name=name,
+                      progress=progress) as loop:
         for epoch in range(1, epochs + 1):
             cohort.train()
             orders = torch.stack([torch.cat(list(batch_indices(per_member, batch_size, True, g))) for g in generators])
@@ -378,38 +290,15 @@ def train_cohort(
             for step in range(steps_per_epoch):
                 index = orders[:, step * batch_size:(step + 1) * batch_size]  # (members, batch)
                 logits, hidden = cohort.forward_with_hidden(flat_x[index])
-                log_probs = F.log_softmax(logits, dim=-1)
-                batch_labels, batch_labelled = safe_labels[member_index, index], labelled[member_index, index]
-                nll = -log_probs.gather(-1, batch_labels[..., None]).squeeze(-1)
-                hard = (1 - smoothing[:, None]) * nll - smoothing[:, None] * log_probs.mean(-1)
-                hard = (hard * batch_labelled).sum(1) / batch_labelled.sum(1).clamp(min=1)
-                loss_per_member = (1 - alpha) * hard
-                if soft:
-                    target = teacher_log_probs[member_temperature, index]
-                    student = log_soft_targets(logits, temperature[:, None, None])
-                    kl = soft_loss(student, target, temperature, scale=False)  # T² below: DKD may replace the KL
-                    if split_soft:  # TCKD and NCKD with their own weights, in place of KD
-                        tckd, nckd = decoupled_kd_from_log_probs(student, target, batch_labels)
-                        split = (split_weights[:, :1] * tckd + split_weights[:, 1:] * nckd).mean(1)
-                        kl = torch.where(decoupled, split, kl)
-                    loss_per_member = loss_per_member + alpha * temperature**2 * kl
+                target = None if teacher_log_probs is None else teacher_log_probs[member_temperature, index]
+                loss_per_member, _ = objective_loss(logits, labels[member_index, index], weights, target)
                 if hinted:
                     regressed = torch.baddbmm(cohort.regressor[1], hidden, cohort.regressor[0])
                     hint = (regressed - features[index]).pow(2).mean(dim=(1, 2))
                     loss_per_member = loss_per_member + feature_weight * hint
-                loss = loss_per_member.sum()
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{name}: the loss became {loss.item()} at epoch {epoch}, step {step + 1}; "
-                                             f"lower the learning rate (now {lr})")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                bar.update(1)
+                loop.step(loss_per_member.sum(), epoch, step)
             if val is not None and (epoch == epochs or (eval_every and epoch % eval_every == 0)):
                 result.val_accuracy.append(cohort.accuracies(*val))
-    finally:
-        bar.close()
     result.seconds = time.perf_counter() - start
     cohort.eval()
     return result

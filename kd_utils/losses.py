@@ -12,7 +12,8 @@ alpha = 1 learns from the teacher alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -129,36 +130,6 @@ def distillation_loss(
     return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
 
 
-def distillation_terms(
-    student_logits: Tensor,
-    teacher_log_probs: Tensor | None,
-    labels: Tensor,
-    temperature: float,
-    alpha: float,
-    all_labelled: bool = False,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Return the total of `distillation_loss` and its terms ``{"hard": CE, "soft": T²·KL}``, without input checks.
-
-    The teacher comes as ``log_soft_targets(teacher_logits, T)``: ``kd.train`` checks its inputs
-    and softens cached teacher logits once, then calls this on every step, so a distilled step
-    costs little more than a plain one. ``teacher_log_probs=None`` (or α = 0) gives the hard term
-    alone, α = 1 the soft term alone; ``all_labelled=True`` promises that no label is -1, which
-    saves the masking.
-    """
-    terms = {}
-    if teacher_log_probs is None or alpha < 1.0:
-        if all_labelled:
-            terms["hard"] = F.cross_entropy(student_logits, labels)
-        else:  # mean over the labelled images of the batch; 0 when none is labelled
-            total = F.cross_entropy(student_logits, labels, ignore_index=IGNORE_LABEL, reduction="sum")
-            terms["hard"] = total / (labels != IGNORE_LABEL).sum().clamp(min=1)
-    if teacher_log_probs is not None and alpha > 0.0:
-        terms["soft"] = soft_loss(log_soft_targets(student_logits, temperature), teacher_log_probs, temperature)
-    if len(terms) == 1:
-        return next(iter(terms.values())), terms
-    return (1.0 - alpha) * terms["hard"] + alpha * terms["soft"], terms
-
-
 def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> None:
     """Raise a clear error unless `labels` is 1-D (with `rows` entries) of class indices or -1 (unlabelled)."""
     if not isinstance(labels, Tensor):
@@ -191,6 +162,243 @@ def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
     _check_logits(logits)
     check_labels(labels, logits.shape[1], rows=len(logits))
     return distillation_terms(logits, None, labels, 1.0, 0.0)[0]
+
+
+# ----------------------------------------------------------------------------- the one objective and its loss
+
+TEMPERATURE, ALPHA = 4.0, 0.5  # the default T and α of every distillation loss and of kd.train (tests/test_losses.py ties them)
+LABEL_SOURCES = ("true", "teacher")
+
+
+@dataclass(frozen=True)
+class FeatureTerm:
+    """A feature loss between a student stage and a teacher stage, added to the loss with `weight`.
+
+    `loss` is a module called as ``loss(student_feature, teacher_feature)``: a
+    ``kd.HintLoss`` (its regressor is trained with the student), ``kd.AttentionTransferLoss``
+    or ``kd.CosineLoss``.
+    """
+
+    loss: nn.Module
+    student_layer: str
+    teacher_layer: str
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
+            raise ValueError(f"FeatureTerm.weight must be a finite number >= 0, got {self.weight!r}")
+
+    @property
+    def name(self) -> str:
+        """Return the term's name in a History: the kind of loss and the layers, e.g. ``"hint block2"``."""
+        kind = type(self.loss).__name__.removesuffix("Loss").removesuffix("Transfer").lower()
+        layers = self.student_layer if self.student_layer == self.teacher_layer else f"{self.student_layer}←{self.teacher_layer}"
+        return f"{kind} {layers}"
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a student learns from; `objective_loss` computes it, and both engines (``kd.train``, the cohort) train it.
+
+    Args:
+        alpha: weight of the soft (teacher) term, in [0, 1]; the labels get 1 − α. 0 trains on labels alone.
+        temperature: T of the soft term (> 0).
+        smoothing: label smoothing ε of the hard term, in [0, 1).
+        labels: ``"true"`` for the dataset's labels, ``"teacher"`` for the teacher's top-1 predictions.
+        tckd_weight, nckd_weight: decoupled KD (Zhao et al., 2022; ``kd.decoupled_kd_terms``): when set, the soft
+            term is ``tckd_weight·TCKD + nckd_weight·NCKD`` instead of KD (= TCKD + (1 − p^t_y)·NCKD), still with
+            weight α; (1, 0) is TCKD alone, (0, 1) NCKD alone. Set both or neither.
+        feature_terms: ``kd.FeatureTerm`` losses between named layers of the student and a live teacher
+            (``kd.train`` only: the cohort's MLPs have no named stages).
+        jsd_beta: the soft term is the generalized JSD at this β instead of KL (TRL's ``beta``: 0 is forward
+            KL(teacher ‖ student), 1 reverse KL(student ‖ teacher)); the worked example of a new logit loss.
+        feature_weight: weight β of the cohort's hint on an MLP's hidden layer: the mean squared error between the
+            hidden units, mapped by a learned linear regressor, and cached teacher features (``kd.train_cohort`` only).
+
+    A new logit loss is one function in this module and one field here: see ``tests/test_objectives.py``.
+    """
+
+    alpha: float = 0.0
+    temperature: float = 1.0
+    smoothing: float = 0.0
+    labels: str = "true"
+    feature_weight: float = 0.0
+    tckd_weight: float | None = None
+    nckd_weight: float | None = None
+    feature_terms: tuple[FeatureTerm, ...] = ()
+    jsd_beta: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "temperature", "smoothing", "feature_weight"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"Objective.{name} must be a finite number, got {value!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError(f"Objective.alpha must be in [0, 1] (the weight of the soft term), got {self.alpha}")
+        check_temperature(self.temperature)
+        if not 0.0 <= self.smoothing < 1.0:
+            raise ValueError(f"Objective.smoothing (label smoothing ε) must be in [0, 1), got {self.smoothing}")
+        if self.feature_weight < 0:
+            raise ValueError(f"Objective.feature_weight must be >= 0, got {self.feature_weight}")
+        if self.labels not in LABEL_SOURCES:
+            raise ValueError(f"Objective.labels must be one of {LABEL_SOURCES}, got {self.labels!r}")
+        if (self.tckd_weight is None) != (self.nckd_weight is None):
+            raise ValueError("Objective.tckd_weight and nckd_weight (decoupled KD) go together: set both or neither, "
+                             f"got {self.tckd_weight!r} and {self.nckd_weight!r}")
+        if self.decoupled:
+            for name in ("tckd_weight", "nckd_weight"):
+                value = getattr(self, name)
+                if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                    raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
+            if self.alpha == 0:
+                raise ValueError("a decoupled-KD objective needs alpha > 0 (the weight of its soft term), got alpha = 0")
+        if self.jsd_beta is not None:
+            if not isinstance(self.jsd_beta, (int, float)) or not 0.0 <= self.jsd_beta <= 1.0:
+                raise ValueError(f"Objective.jsd_beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.jsd_beta!r}")
+            if self.decoupled:
+                raise ValueError("Objective.jsd_beta and the DKD weights each replace the KL: choose one")
+        object.__setattr__(self, "feature_terms", tuple(self.feature_terms))
+        for term in self.feature_terms:
+            if not isinstance(term, FeatureTerm):
+                raise TypeError(f"Objective.feature_terms must hold kd.FeatureTerm, got {type(term).__name__}")
+
+    @property
+    def decoupled(self) -> bool:
+        return self.tckd_weight is not None
+
+    @property
+    def needs_teacher(self) -> bool:
+        return self.alpha > 0 or self.labels == "teacher" or bool(self.feature_terms)
+
+    def describe(self) -> str:
+        """Return a short name such as ``"KD T=2 α=0.5"`` or ``"LS ε=0.1"``."""
+        parts = []
+        if self.labels == "teacher":
+            parts.append("teacher's hard labels")
+        if self.alpha > 0 and self.decoupled:
+            parts.append(f"DKD T={self.temperature:g} α={self.alpha:g} TCKD×{self.tckd_weight:g} NCKD×{self.nckd_weight:g}")
+        elif self.alpha > 0 and self.jsd_beta is not None:
+            parts.append(f"JSD β={self.jsd_beta:g} T={self.temperature:g} α={self.alpha:g}")
+        elif self.alpha > 0:
+            parts.append(f"KD T={self.temperature:g} α={self.alpha:g}")
+        if self.smoothing > 0:
+            parts.append(f"LS ε={self.smoothing:g}")
+        if self.feature_weight > 0:
+            parts.append(f"hint β={self.feature_weight:g}")
+        parts += [f"{term.name} β={term.weight:g}" for term in self.feature_terms]
+        return ", ".join(parts) or "scratch"
+
+
+SCRATCH = Objective()
+
+
+@dataclass(frozen=True)
+class StackedObjectives:
+    """Several objectives' weights as tensors of shape (members,), for logits of shape (members, batch, classes)."""
+
+    alpha: Tensor
+    temperature: Tensor
+    smoothing: Tensor
+    tckd_weight: Tensor
+    nckd_weight: Tensor
+    decoupled: Tensor  # bool: which members learn from DKD's two parts
+    jsd_beta: Tensor  # the JSD's β of each member (0 where unused)
+    jsd: Tensor  # bool: which members learn from the generalized JSD
+
+    @classmethod
+    def of(cls, objectives: Sequence[Objective], device: torch.device | str = "cpu",
+           dtype: torch.dtype = torch.float32) -> StackedObjectives:
+        def column(values) -> Tensor:
+            return torch.tensor(values, device=device, dtype=torch.bool if isinstance(values[0], bool) else dtype)
+        return cls(column([o.alpha for o in objectives]), column([o.temperature for o in objectives]),
+                   column([o.smoothing for o in objectives]),
+                   column([o.tckd_weight if o.decoupled else 0.0 for o in objectives]),
+                   column([o.nckd_weight if o.decoupled else 0.0 for o in objectives]),
+                   column([o.decoupled for o in objectives]),
+                   column([o.jsd_beta or 0.0 for o in objectives]), column([o.jsd_beta is not None for o in objectives]))
+
+
+def objective_loss(
+    student_logits: Tensor,
+    labels: Tensor,
+    objective: Objective | StackedObjectives,
+    teacher_log_probs: Tensor | None = None,
+    all_labelled: bool = False,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Return the total loss of `objective` and its named logit terms, ``{"hard": CE_ε, "soft": T²·KL or DKD}``.
+
+    The course's one formula (Hinton et al., 2015; label smoothing and decoupled KD as options)::
+
+        loss = (1 − α)·CE_ε(student, labels) + α·T²·KL(softmax(teacher / T) ‖ softmax(student / T))
+
+    Logits are (..., batch, classes): the terms are means over the batch axis, one per leading index, so a
+    cohort's member axis is just another axis (pass ``StackedObjectives``, one weight per member). The teacher
+    comes as ``log_soft_targets(teacher_logits, T)``, softened once per run by the engines; None (or α = 0)
+    gives the hard term alone, α = 1 the soft term alone. Labels of -1 add nothing to the hard term (mean over
+    the labelled images; 0 when none is); ``all_labelled=True`` promises there are none and saves the masking.
+    No input checks: the public losses and the engines check, once.
+    """
+    stacked = isinstance(objective, StackedObjectives)
+    alpha, temperature, smoothing = objective.alpha, objective.temperature, objective.smoothing
+    per_row = (lambda weight: weight[..., None]) if stacked else (lambda weight: weight)  # a weight per image
+    soft = teacher_log_probs is not None and (bool((alpha > 0).any()) if stacked else alpha > 0)
+    terms: dict[str, Tensor] = {}
+    safe = labels if all_labelled else labels.clamp(min=0)  # a class index in every row; the unlabelled are masked
+    if stacked or not soft or alpha < 1:
+        log_probs = F.log_softmax(student_logits, dim=-1)
+        labelled = None if all_labelled else labels != IGNORE_LABEL
+        hard = -log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # the negative log-likelihood of each image
+        if stacked or smoothing > 0:  # ε/K on every class: −ε·mean(log p) beside (1 − ε)·NLL
+            hard = (1 - per_row(smoothing)) * hard - per_row(smoothing) * log_probs.mean(-1)
+        terms["hard"] = (hard.mean(-1) if labelled is None
+                         else (hard * labelled).sum(-1) / labelled.sum(-1).clamp(min=1))
+    if not soft:
+        return terms["hard"], terms
+    student_log_probs = log_soft_targets(student_logits, per_row(per_row(temperature)) if stacked else temperature)
+    decoupled = objective.decoupled
+    if stacked or not (decoupled or objective.jsd_beta is not None):
+        kl = soft_loss(student_log_probs, teacher_log_probs, temperature, scale=False)
+    if bool(decoupled.any()) if stacked else decoupled:  # TCKD and NCKD with their own weights, in place of KD
+        tckd, nckd = decoupled_kd_from_log_probs(student_log_probs, teacher_log_probs, safe)
+        split = (per_row(objective.tckd_weight) * tckd + per_row(objective.nckd_weight) * nckd).mean(-1)
+        kl = torch.where(decoupled, split, kl) if stacked else split
+    if bool(objective.jsd.any()) if stacked else objective.jsd_beta is not None:  # the generalized JSD, in place of KL
+        jsd = generalized_jsd_from_log_probs(student_log_probs, teacher_log_probs, objective.jsd_beta)
+        kl = torch.where(objective.jsd, jsd, kl) if stacked else jsd
+    terms["soft"] = kl * temperature**2
+    weighted_soft = alpha * temperature**2 * kl
+    return (weighted_soft if "hard" not in terms else (1 - alpha) * terms["hard"] + weighted_soft), terms
+
+
+def generalized_jsd_from_log_probs(student_log_probs: Tensor, teacher_log_probs: Tensor, beta: float | Tensor) -> Tensor:
+    """Return TRL's generalized JSD at β of two sides' log-probabilities, mean over the batch axis (-2), unchecked.
+
+    JSD(β) = β·KL(p_t ‖ m) + (1 − β)·KL(p_s ‖ m) with the mixture m = β·p_t + (1 − β)·p_s; as TRL special-cases
+    them, β = 0 is forward KL(teacher ‖ student) and β = 1 reverse KL(student ‖ teacher). `beta` may hold one β
+    per leading index (a cohort's members). ``kd.lm.generalized_jsd`` is the same divergence per token.
+    """
+    beta = torch.as_tensor(beta, dtype=student_log_probs.dtype, device=student_log_probs.device)
+    per_row = beta[..., None, None] if beta.dim() else beta
+    mixture = torch.logsumexp(torch.stack([student_log_probs + torch.log1p(-per_row),
+                                           teacher_log_probs + torch.log(per_row)]), dim=0)
+    mixed = (beta * soft_loss(mixture, teacher_log_probs, 1.0, scale=False)
+             + (1 - beta) * soft_loss(mixture, student_log_probs, 1.0, scale=False))
+    forward = soft_loss(student_log_probs, teacher_log_probs, 1.0, scale=False)  # KL(teacher ‖ student)
+    reverse = soft_loss(teacher_log_probs, student_log_probs, 1.0, scale=False)  # KL(student ‖ teacher)
+    return torch.where(beta == 0, forward, torch.where(beta == 1, reverse, mixed))
+
+
+def distillation_terms(
+    student_logits: Tensor,
+    teacher_log_probs: Tensor | None,
+    labels: Tensor,
+    temperature: float,
+    alpha: float,
+    all_labelled: bool = False,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """`objective_loss` of logit KD at (T, α): the total of `distillation_loss` and its terms, without input checks."""
+    return objective_loss(student_logits, labels, Objective(alpha=alpha, temperature=temperature), teacher_log_probs,
+                          all_labelled)
 
 
 # ----------------------------------------------------------------------------- feature losses

@@ -16,12 +16,12 @@ from torch import nn
 
 from . import config
 from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
-from .cohort import MLPCohort, Objective, train_cohort
+from .cohort import MLPCohort, train_cohort
 from .evaluate import accuracy, predict_logits
-from .losses import AttentionTransferLoss, CosineLoss, HintLoss
+from .losses import AttentionTransferLoss, CosineLoss, FeatureTerm, HintLoss, Objective
 from .models import build_model
 from .recipes import load_teacher_ensemble
-from .train import FeatureDistillation, FeatureTerm, LogitDistillation, train, train_fitnets
+from .train import train, train_fitnets
 
 # Notebook 03's full-label regime, chosen on the validation split by experiments/search_full_label_kd.py
 # (results: experiments/results/full_label_search.csv); notebook 03 asserts that this is what the search chose.
@@ -101,10 +101,10 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
         if feature.get("two_stage"):
             train_fitnets(model, teacher, train_x, train_y, term, hint_epochs=feature["hint_epochs"], **distill, **kwargs)
         else:
-            train(model, train_x, train_y, objective=FeatureDistillation(teacher, [term], **distill), **kwargs)
+            train(model, train_x, train_y, objective=Objective(**distill, feature_terms=(term,)), teacher=teacher, **kwargs)
     elif distill is not None:
-        objective = LogitDistillation(teacher_logits=predict_logits(teacher, train_x), **distill)
-        train(model, train_x, train_y, objective=objective, **kwargs)
+        train(model, train_x, train_y, objective=Objective(**distill), teacher_logits=predict_logits(teacher, train_x),
+              **kwargs)
     else:
         train(model, train_x, train_y, **kwargs)
     metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe, "seed": seed,

@@ -1,8 +1,10 @@
-"""One short training loop, and the objectives it can minimise: plain training, logit distillation, feature distillation.
+"""`kd.train`: one short training loop for any model and any ``kd.Objective``, and the loop core it shares.
 
-An objective is a small object called once per mini-batch as ``objective(model, images, labels, index)``;
-it returns the student's logits, the total loss and a dict of named terms (as mdistiller's
-``forward_train`` does), and `train` records every term per epoch in the History.
+Each mini-batch goes through a step, ``step(model, images, labels, index)``, that returns the student's
+logits, the total loss and a dict of named terms (as mdistiller's ``forward_train`` does); `ObjectiveStep`
+is the step of a ``kd.Objective`` (its loss is ``kd.objective_loss`` plus any feature terms), and `train`
+records every term per epoch in the History. `TrainingLoop` (optimiser, schedule, NaN guard, progress bar)
+is shared with the cohort (``kd.train_cohort``) and ``scripts/distill_ddp.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -19,30 +22,19 @@ from . import config
 from .data import batch_indices
 from .evaluate import accuracy
 from .features import tap
-from .losses import IGNORE_LABEL, check_labels, check_teacher_logits, distillation_loss, distillation_terms, log_soft_targets
+from .losses import (
+    ALPHA,
+    IGNORE_LABEL,
+    SCRATCH,
+    TEMPERATURE,
+    FeatureTerm,
+    Objective,
+    check_labels,
+    check_teacher_logits,
+    log_soft_targets,
+    objective_loss,
+)
 from .models import is_convolutional
-
-
-@dataclass
-class FeatureTerm:
-    """A feature loss between a student stage and a teacher stage, added to the loss with `weight`.
-
-    `loss` is a module called as ``loss(student_feature, teacher_feature)``: a
-    ``kd.HintLoss`` (its regressor is trained with the student), ``kd.AttentionTransferLoss``
-    or ``kd.CosineLoss``.
-    """
-
-    loss: nn.Module
-    student_layer: str
-    teacher_layer: str
-    weight: float = 1.0
-
-    @property
-    def name(self) -> str:
-        """Return the term's name in a History: the kind of loss and the layers, e.g. ``"hint block2"``."""
-        kind = type(self.loss).__name__.removesuffix("Loss").removesuffix("Transfer").lower()
-        layers = self.student_layer if self.student_layer == self.teacher_layer else f"{self.student_layer}←{self.teacher_layer}"
-        return f"{kind} {layers}"
 
 
 @dataclass
@@ -89,118 +81,130 @@ def _prepare(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
-class PlainTraining:
-    """Plain training: cross-entropy with the labels (a label of -1 adds nothing); the other objectives build on it."""
+@contextmanager
+def _no_tap(model: nn.Module, names: list[str]):
+    yield {}
 
-    teacher: nn.Module | None = None
-    teacher_logits: Tensor | None = None
-    feature_terms: Sequence[FeatureTerm] = ()
-    temperature, alpha = 1.0, 0.0
+
+class ObjectiveStep:
+    """``kd.train``'s mini-batch step for an `Objective`: the student's logits, the total loss and its named terms.
+
+    The teacher is live (`teacher`, run on every batch: needed for feature terms and augmented images) or
+    cached (`teacher_logits` = ``kd.predict_logits(teacher, train_x)``, exact when the images are not augmented,
+    softened at T once per run). ``logit_loss=False`` trains on the feature terms alone (FitNets stage 1).
+    Any callable ``step(model, images, labels, index) -> (logits, loss, terms)`` can replace it in ``kd.train``.
+    """
+
+    def __init__(self, objective: Objective = SCRATCH, teacher: nn.Module | None = None,
+                 teacher_logits: Tensor | None = None, logit_loss: bool = True):
+        if not isinstance(objective, Objective):
+            raise TypeError(f"objective must be a kd.Objective, got {type(objective).__name__}")
+        if teacher is not None and teacher_logits is not None:
+            raise ValueError("pass either a live teacher or cached teacher_logits, not both")
+        if objective.feature_weight > 0:
+            raise ValueError("Objective.feature_weight is the cohort's hint on an MLP's hidden units from cached "
+                             "teacher_features: train it with kd.train_cohort; kd.train takes Objective.feature_terms")
+        if objective.feature_terms and teacher is None:
+            raise ValueError("feature_terms need a live teacher (cached logits hold no features): pass teacher=")
+        if objective.needs_teacher and teacher is None and teacher_logits is None:
+            raise ValueError(f"the objective {objective.describe()!r} learns from a teacher: pass a live teacher= or "
+                             "cached teacher_logits= (kd.predict_logits(teacher, train_x))")
+        if not logit_loss and not objective.feature_terms:
+            raise ValueError("logit_loss=False leaves nothing to train on: add feature_terms")
+        self.objective, self.teacher, self.teacher_logits, self.logit_loss = objective, teacher, teacher_logits, logit_loss
+        names = [term.name for term in objective.feature_terms]
+        self.names = [name if names.count(name) == 1 else f"{name} #{i + 1}" for i, name in enumerate(names)]
 
     def setup(self, train_x: Tensor, train_y: Tensor, num_classes: int, device: torch.device, channels_last: bool) -> None:
         """Check the objective against the training set and move what it needs to `device`, once per run."""
-        self.all_labelled = bool((train_y != IGNORE_LABEL).all())
+        objective = self.objective
+        self.all_labelled = objective.labels == "teacher" or bool((train_y != IGNORE_LABEL).all())
+        if objective.decoupled and not self.all_labelled:
+            raise ValueError("a decoupled-KD objective needs every training image's class, but train_y contains -1 "
+                             "(unlabelled); give it labels='teacher' (the teacher's top-1 class) instead")
         if self.teacher is not None:
             self.teacher.to(device).eval()
             if channels_last:
                 self.teacher.to(memory_format=torch.channels_last)
+        if self.teacher_logits is not None:
+            check_teacher_logits(self.teacher_logits, len(train_x), num_classes)
+            logits = self.teacher_logits.to(device).float()
+            self.cached = log_soft_targets(logits, objective.temperature) if objective.alpha > 0 else None
+            self.cached_labels = logits.argmax(-1) if objective.labels == "teacher" else None
         for module in self.modules():
             module.to(device)
 
     def modules(self) -> list[nn.Module]:
         """Return the modules trained along with the student (a hint's regressor)."""
-        return [term.loss for term in self.feature_terms]
-
-    def teacher_log_probs(self, images: Tensor, index: Tensor) -> Tensor | None:
-        """Return the teacher's `log_soft_targets` for this batch (None: no teacher)."""
-        return None
+        return [term.loss for term in self.objective.feature_terms]
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, index: Tensor) -> tuple[Tensor, Tensor, dict]:
-        """Return the student's logits, the total loss and its named terms for one mini-batch."""
-        logits = model(images)
-        teacher_log_probs = self.teacher_log_probs(images, index)
-        return logits, *distillation_terms(logits, teacher_log_probs, labels, self.temperature, self.alpha,
-                                           self.all_labelled)
-
-
-class LogitDistillation(PlainTraining):
-    """Logit distillation (Hinton et al., 2015): (1 − α)·CE + α·T²·KL, from a live `teacher` or cached `teacher_logits`.
-
-    Cached logits (``kd.predict_logits(teacher, train_x)``) are exact when the training images are
-    not augmented: the teacher would give the same logits every epoch, so it costs one forward
-    pass in total, and they are softened at T once per run.
-    """
-
-    def __init__(self, teacher: nn.Module | None = None, teacher_logits: Tensor | None = None,
-                 temperature: float = 4.0, alpha: float = 0.5):
-        if teacher is not None and teacher_logits is not None:
-            raise ValueError("pass either a live teacher or cached teacher_logits, not both")
-        if teacher is None and teacher_logits is None:
-            raise ValueError("distillation needs a live teacher or cached teacher_logits (kd.predict_logits(teacher, x))")
-        distillation_loss(torch.zeros(1, 2), torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), temperature, alpha)
-        self.teacher, self.teacher_logits, self.temperature, self.alpha = teacher, teacher_logits, temperature, alpha
-
-    def setup(self, train_x: Tensor, train_y: Tensor, num_classes: int, device: torch.device, channels_last: bool) -> None:
-        super().setup(train_x, train_y, num_classes, device, channels_last)
-        if self.teacher_logits is not None:
-            check_teacher_logits(self.teacher_logits, len(train_x), num_classes)
-            self.cached = log_soft_targets(self.teacher_logits.to(device).float(), self.temperature)
-
-    def teacher_log_probs(self, images: Tensor, index: Tensor) -> Tensor:
-        if self.teacher_logits is not None:
-            return self.cached[index.to(self.cached.device)]
-        with torch.no_grad():
-            teacher_logits = self.teacher(images)
-        return log_soft_targets(teacher_logits, self.temperature)
-
-
-class FeatureDistillation(LogitDistillation):
-    """Logit distillation plus Σ weight·loss(student stage, teacher stage) over `feature_terms`, from a live teacher.
-
-    ``logit_loss=False`` trains on the feature terms alone (FitNets stage 1). The terms' own
-    parameters (a hint's regressor) are trained with the student.
-    """
-
-    def __init__(self, teacher: nn.Module | None, feature_terms: Sequence[FeatureTerm], temperature: float = 4.0,
-                 alpha: float = 0.5, logit_loss: bool = True):
-        if teacher is None:
-            raise ValueError("feature_terms need a live teacher (cached logits hold no features): pass teacher=")
-        if not feature_terms:
-            raise ValueError("FeatureDistillation needs feature_terms; for logits alone use kd.LogitDistillation")
-        super().__init__(teacher=teacher, temperature=temperature, alpha=alpha)
-        self.feature_terms, self.logit_loss = list(feature_terms), logit_loss
-        names = [term.name for term in self.feature_terms]
-        self.names = [name if names.count(name) == 1 else f"{name} #{i + 1}" for i, name in enumerate(names)]
-
-    def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, index: Tensor) -> tuple[Tensor, Tensor, dict]:
-        with tap(model, [term.student_layer for term in self.feature_terms]) as student_features:
+        objective, terms_of = self.objective, self.objective.feature_terms
+        tapped = tap if terms_of else _no_tap
+        with tapped(model, [term.student_layer for term in terms_of]) as student_features:
             logits = model(images)
-        with torch.no_grad(), tap(self.teacher, [term.teacher_layer for term in self.feature_terms]) as teacher_features:
-            teacher_logits = self.teacher(images)
+        teacher_log_probs = None
+        if self.teacher is not None:
+            with torch.no_grad(), tapped(self.teacher, [term.teacher_layer for term in terms_of]) as teacher_features:
+                teacher_logits = self.teacher(images)
+            if objective.alpha > 0:
+                teacher_log_probs = log_soft_targets(teacher_logits, objective.temperature)
+            if objective.labels == "teacher":
+                labels = teacher_logits.argmax(-1)
+        elif self.teacher_logits is not None:
+            index = index.to(logits.device)
+            if objective.alpha > 0:
+                teacher_log_probs = self.cached[index]
+            if objective.labels == "teacher":
+                labels = self.cached_labels[index]
         if self.logit_loss:
-            teacher_log_probs = log_soft_targets(teacher_logits, self.temperature)
-            loss, terms = distillation_terms(logits, teacher_log_probs, labels, self.temperature, self.alpha,
-                                             self.all_labelled)
+            loss, terms = objective_loss(logits, labels, objective, teacher_log_probs, self.all_labelled)
         else:  # zero, but with a graph: the layers past the guided one get zero gradients (and weight decay)
             loss, terms = logits.sum() * 0.0, {}
-        for name, term in zip(self.names, self.feature_terms):
+        for name, term in zip(self.names, terms_of):
             terms[name] = term.loss(student_features[term.student_layer], teacher_features[term.teacher_layer])
             loss = loss + term.weight * terms[name]
         return logits, loss, terms
 
 
-def objective_from(teacher: nn.Module | None = None, teacher_logits: Tensor | None = None, temperature: float = 4.0,
-                   alpha: float = 0.5, feature_terms: Sequence[FeatureTerm] = (), logit_loss: bool = True) -> PlainTraining:
-    """Return the objective that `train`'s keyword arguments describe: plain, logit or feature distillation."""
-    if not logit_loss and not feature_terms:
-        raise ValueError("logit_loss=False leaves nothing to train on: add feature_terms")
-    if feature_terms:
-        if teacher_logits is not None:
-            raise ValueError("feature_terms need a live teacher (cached logits hold no features): pass teacher=")
-        return FeatureDistillation(teacher, feature_terms, temperature, alpha, logit_loss)
-    if teacher is not None or teacher_logits is not None:
-        return LogitDistillation(teacher, teacher_logits, temperature, alpha)
-    return PlainTraining()
+class TrainingLoop:
+    """The loop core both engines share (``kd.train`` and the cohort; ``scripts/distill_ddp.py`` too).
+
+    AdamW with `lr` and `weight_decay` and a one-cycle schedule up to `lr` over `total_steps` (or the
+    `optimizer(parameters)` and `schedule(optimizer, total_steps)` given), stepped after every batch;
+    a loss that becomes NaN or infinite stops training with a message naming the fix; a progress bar.
+    """
+
+    def __init__(self, parameters, total_steps: int, *, lr: float, weight_decay: float, name: str, progress: bool,
+                 optimizer: Callable | None = None, schedule: Callable | None = None):
+        parameters = list(parameters)
+        self.optimizer = optimizer(parameters) if optimizer else torch.optim.AdamW(parameters, lr=lr,
+                                                                                  weight_decay=weight_decay)
+        self.scheduler = (schedule(self.optimizer, total_steps) if schedule
+                          else torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=lr, total_steps=total_steps))
+        self.name, self.progress = name, progress
+        self.bar = config.progress_bar(total_steps, name, progress)
+
+    def step(self, loss: Tensor, epoch: int, step: int) -> None:
+        """One optimiser step on `loss` (the `step`-th batch of `epoch`, from 0), after the NaN guard."""
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"{self.name}: the loss became {loss.item()} at epoch {epoch}, step {step + 1}. Lower the learning rate "
+                f"(now {self.optimizer.param_groups[0]['lr']:.3g}) or a feature weight, and check the inputs for NaN."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.bar.update(1)
+        if step % 20 == 0 and self.progress:
+            self.bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
+
+    def __enter__(self) -> TrainingLoop:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
 
 
 def train(
@@ -214,7 +218,7 @@ def train(
     lr: float = 3e-3,
     weight_decay: float = 1e-4,
     seed: int = 0,
-    objective: Callable[[nn.Module, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, dict]] | None = None,
+    objective: Objective | Callable[[nn.Module, Tensor, Tensor, Tensor], tuple[Tensor, Tensor, dict]] | None = None,
     optimizer: Callable[[list[nn.Parameter]], torch.optim.Optimizer] | None = None,
     schedule: Callable[[torch.optim.Optimizer, int], torch.optim.lr_scheduler.LRScheduler] | None = None,
     teacher: nn.Module | None = None,
@@ -231,13 +235,12 @@ def train(
 ) -> History:
     """Train `model` in place to minimise `objective`; return its History (the loss and each term per epoch).
 
-    - `objective(model, images, labels, index)` returns (logits, total loss, {name: term}) for a batch:
-      ``kd.PlainTraining()`` (cross-entropy with the labels),
-      ``kd.LogitDistillation(teacher or teacher_logits, temperature, alpha)`` ((1 − α)·CE + α·T²·KL,
-      α weights the soft term) or ``kd.FeatureDistillation(teacher, feature_terms, ...)``.
-      Without one it is built from the keyword arguments `teacher`, `teacher_logits`,
-      `temperature` (4), `alpha` (0.5), `feature_terms` and `logit_loss` (``kd_utils.train.objective_from``). A plain
-      function works too; subclass ``kd.PlainTraining`` to add a teacher or trained modules.
+    - `objective` is a ``kd.Objective`` (what the student learns from: labels, label smoothing, the teacher's
+      soft targets at T with weight α, the teacher's hard labels, decoupled KD, feature terms), taught by the
+      live `teacher` or its cached `teacher_logits`. Without one, it is built from the keyword arguments:
+      `teacher` or `teacher_logits` with `temperature` and `alpha` (default ``kd.losses.TEMPERATURE`` and
+      ``ALPHA``), `feature_terms`, and ``logit_loss=False`` for the feature terms alone.
+      A callable ``step(model, images, labels, index) -> (logits, loss, terms)`` works too.
     - `optimizer(parameters)` builds the optimizer (default AdamW with `lr` and `weight_decay`) and
       `schedule(optimizer, total_steps)` the learning-rate schedule, stepped after every batch
       (default one-cycle up to `lr`).
@@ -248,13 +251,19 @@ def train(
     A seed fixes the data order and dropout, so the same seed gives the same numbers on
     the CPU. A loss that becomes NaN or infinite stops training with a clear message.
     """
-    legacy = {"teacher": teacher, "teacher_logits": teacher_logits, "temperature": temperature, "alpha": alpha}
+    settings = {"temperature": temperature, "alpha": alpha}
     if objective is None:
-        objective = objective_from(teacher, teacher_logits, 4.0 if temperature is None else temperature,
-                                   0.5 if alpha is None else alpha, feature_terms, logit_loss)
-    elif [key for key, value in legacy.items() if value is not None] or feature_terms or not logit_loss:
-        raise ValueError("pass the teacher, teacher_logits, temperature, alpha, feature_terms and logit_loss to the "
-                         "objective, not to kd.train, when you give an objective")
+        distilled = teacher is not None or teacher_logits is not None
+        objective = Objective(alpha=(ALPHA if alpha is None else alpha) if distilled else 0.0,
+                              temperature=TEMPERATURE if temperature is None else temperature,
+                              feature_terms=tuple(feature_terms))
+    elif [key for key, value in settings.items() if value is not None] or feature_terms:
+        raise ValueError("give temperature, alpha and feature_terms to the kd.Objective, not to kd.train, when you "
+                         "pass an objective")
+    if isinstance(objective, Objective):
+        objective = ObjectiveStep(objective, teacher, teacher_logits, logit_loss)
+    elif teacher is not None or teacher_logits is not None or not logit_loss:
+        raise ValueError("a step function computes its own loss: give it the teacher, not kd.train")
     device = torch.device(device) if device is not None else config.get_device()
     channels_last = device.type == "cpu" and is_convolutional(model)
     model.to(device)
@@ -281,13 +290,9 @@ def train(
 
     generator = config.set_seed(seed)
     parameters = [p for module in trained for p in module.parameters() if p.requires_grad]
-    optimizer = optimizer(parameters) if optimizer else torch.optim.AdamW(parameters, lr=lr, weight_decay=weight_decay)
-    total_steps = epochs * math.ceil(n / batch_size)
-    scheduler = (schedule(optimizer, total_steps) if schedule
-                 else torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=total_steps))
     history = History(name=name, device=str(device))
-    bar = config.progress_bar(total_steps, name, progress)
-    try:
+    with TrainingLoop(parameters, epochs * math.ceil(n / batch_size), lr=lr, weight_decay=weight_decay, name=name,
+                      progress=progress, optimizer=optimizer, schedule=schedule) as loop:
         for epoch in range(1, epochs + 1):
             for module in trained:
                 module.train()
@@ -297,30 +302,17 @@ def train(
                 images = train_x[index] if augment is None else augment(train_x[index], generator=generator)
                 labels = train_y[index].to(device)
                 logits, loss, terms = objective(model, _prepare(images, device, channels_last), labels, index)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{name}: the loss became {loss.item()} at epoch {epoch}, step {step + 1}. Lower the learning "
-                        f"rate (now {optimizer.param_groups[0]['lr']:.3g}) or a feature weight, and check the inputs for NaN."
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
+                loop.step(loss, epoch, step)
                 with torch.no_grad():  # the total and every term, summed over the epoch's images
                     sums = sums + torch.stack([loss, *terms.values()]).detach() * len(index)
                     correct += (logits.argmax(1) == labels).sum()  # a label of -1 never matches
                     seen += (labels != IGNORE_LABEL).sum()
-                bar.update(1)
-                if step % 20 == 0 and progress:
-                    bar.set_postfix(epoch=epoch, loss=f"{loss.item():.3f}", refresh=False)
             seconds = time.perf_counter() - start
             loss_sum, *term_sums = sums.tolist()
             history.epochs.append({
                 "epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct.item() / max(seen.item(), 1),
                 "val_accuracy": accuracy(model, val[0], val[1]) if val is not None else math.nan, "seconds": seconds,
             } | {f"loss:{name}": value / n for name, value in zip(terms, term_sums)})
-    finally:
-        bar.close()
     model.eval()
     history.examples_per_second = epochs * n / history.train_seconds
     if verbose:
@@ -337,8 +329,8 @@ def train_fitnets(
     *,
     hint_epochs: int = 1,
     epochs: int = 5,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
+    temperature: float = TEMPERATURE,
+    alpha: float = ALPHA,
     name: str = "FitNets",
     **kwargs,
 ) -> tuple[History, History]:
@@ -348,8 +340,8 @@ def train_fitnets(
     on the hint loss alone: the later layers get no gradient. Stage 2 trains the whole
     student with the logit KD loss. The regressor is then no longer needed.
     """
-    stage1 = train(student, train_x, train_y, objective=FeatureDistillation(teacher, [hint], logit_loss=False),
-                   epochs=hint_epochs, name=f"{name} stage 1 (hint)", **kwargs)
-    stage2 = train(student, train_x, train_y, objective=LogitDistillation(teacher, temperature=temperature, alpha=alpha),
+    stage1 = train(student, train_x, train_y, objective=Objective(feature_terms=(hint,)), teacher=teacher,
+                   logit_loss=False, epochs=hint_epochs, name=f"{name} stage 1 (hint)", **kwargs)
+    stage2 = train(student, train_x, train_y, objective=Objective(alpha=alpha, temperature=temperature), teacher=teacher,
                    epochs=epochs, name=f"{name} stage 2 (KD)", **kwargs)
     return stage1, stage2

@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # kd_utils when
 
 import kd_utils as kd  # noqa: E402
 from kd_utils.checkpoints import weights_checksum  # noqa: E402
+from kd_utils.train import TrainingLoop  # noqa: E402
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -112,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     model = DistributedDataParallel(student, device_ids=[device] if device.type == "cuda" else None) if distributed \
         else student
     generator = kd.set_seed(args.seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     steps_per_epoch = math.ceil(n / args.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.epochs * steps_per_epoch)
+    loop = TrainingLoop(model.parameters(), args.epochs * steps_per_epoch, lr=args.lr, weight_decay=args.weight_decay,
+                        name=f"rank {rank}", progress=False)  # kd.train's optimiser, schedule and NaN guard
 
     start = time.perf_counter()
     loss_sum = torch.zeros((), device=device)
@@ -132,10 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 mean_loss = kd.distillation_loss(logits, teacher_logits[shard].to(device).float(), train_y[shard].to(device),
                                                  args.temperature, args.alpha)
                 loss = mean_loss * (len(shard) * world_size / len(index))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # DDP averages the gradients of all ranks here
-            optimizer.step()
-            scheduler.step()
+            loop.step(loss, epoch + 1, step)  # DDP averages the gradients of all ranks in its backward pass
             loss_sum += loss.detach() * len(index) / world_size
     seconds = time.perf_counter() - start
 
@@ -170,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         # DDP's reducer holds the process group: free it first, so the group is torn down here and not while the
         # interpreter exits (there gloo's threads can abort the process: "terminate called without an active
         # exception", about 1 run in 6 on a 2-core CPU before this)
-        del model, optimizer, scheduler
+        del model, loop
         gc.collect()
         dist.barrier()
         dist.destroy_process_group()

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import kd_utils as kd
-from kd_utils.cohort import SCRATCH, MLPCohort, Objective, train_cohort
+from kd_utils.cohort import MLPCohort, train_cohort
+from kd_utils.losses import SCRATCH, Objective
 
 
 def _small(data, n=512):

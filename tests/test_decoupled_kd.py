@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 
 import kd_utils as kd
-from kd_utils.cohort import MLPCohort, Objective, train_cohort
+from kd_utils.cohort import MLPCohort, train_cohort
 from kd_utils.data import batch_indices
+from kd_utils.losses import Objective
 
 STUDENT = torch.tensor([[2.0, 0.5, -1.0, 0.3, 1.1], [0.1, 1.2, -0.4, 2.2, -0.7], [-1.5, 0.0, 0.8, 0.4, 2.0]])
 TEACHER = torch.tensor([[3.0, 1.0, -2.0, 0.0, 0.5], [-1.0, 2.0, 1.5, 0.5, -0.3], [0.2, -0.3, 2.5, 1.0, 0.9]])

@@ -76,14 +76,14 @@ def test_an_objective_passed_in_trains_bitwise_like_the_keywords_it_replaces(sma
     term = kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1", 3.0)
     pairs = [
         (_mlp, {"teacher_logits": cached, "temperature": 3.0, "alpha": 0.3},
-         kd.LogitDistillation(teacher_logits=cached, temperature=3.0, alpha=0.3)),
+         {"teacher_logits": cached, "objective": kd.Objective(alpha=0.3, temperature=3.0)}),
         (_cnn, {"teacher": teacher, "feature_terms": [term], "temperature": 2.0, "alpha": 0.6},
-         kd.FeatureDistillation(teacher, [term], temperature=2.0, alpha=0.6)),
+         {"teacher": teacher, "objective": kd.Objective(alpha=0.6, temperature=2.0, feature_terms=(term,))}),
     ]
-    for make, keywords, objective in pairs:
+    for make, keywords, by_record in pairs:
         by_keywords, by_objective = make(), make()
         _train(by_keywords, x, y, **keywords)
-        _train(by_objective, x, y, objective=objective)
+        _train(by_objective, x, y, **by_record)
         for a, b in zip(by_keywords.state_dict().values(), by_objective.state_dict().values()):
             assert torch.equal(a, b)
 
@@ -109,7 +109,6 @@ def test_every_soft_term_is_computed_by_soft_loss(small, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(kd.losses, "soft_loss", spy)
-    monkeypatch.setattr(kd.cohort, "soft_loss", spy)
     logits = torch.randn(4, 10)
     paths = {
         "kd_loss": lambda: kd.kd_loss(logits, logits.flip(0)),
@@ -189,15 +188,18 @@ def test_an_objective_can_be_a_plain_function(small):
 
 
 def test_train_refuses_an_objective_together_with_the_keywords_it_replaces(small):
-    x, y, teacher, _ = small
-    with pytest.raises(ValueError, match="to the objective"):
-        _train(_mlp(), x, y, objective=kd.PlainTraining(), temperature=2.0)
-    with pytest.raises(ValueError, match="live teacher or cached teacher_logits"):
-        kd.LogitDistillation()
+    x, y, teacher, cached = small
+    with pytest.raises(ValueError, match="to the kd.Objective"):
+        _train(_mlp(), x, y, objective=kd.SCRATCH, temperature=2.0)
+    with pytest.raises(ValueError, match="live teacher= or cached teacher_logits="):
+        _train(_mlp(), x, y, objective=kd.Objective(alpha=0.5, temperature=2.0))
     with pytest.raises(ValueError, match="live teacher"):
-        kd.FeatureDistillation(None, [kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1")])
+        _train(_cnn(), x, y, teacher_logits=cached,
+               objective=kd.Objective(feature_terms=(kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1"),)))
     with pytest.raises(ValueError, match="alpha must be in"):
-        kd.LogitDistillation(teacher, alpha=1.5)
+        kd.Objective(alpha=1.5)
+    with pytest.raises(ValueError, match="give it the teacher, not kd.train"):
+        _train(_mlp(), x, y, objective=lambda *batch: None, teacher=teacher)
 
 
 def test_count_parameters_can_leave_out_frozen_ones_and_the_old_names_are_gone():
@@ -227,3 +229,153 @@ def test_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
     with pytest.raises(ValueError, match="mode must be"):
         with kd.atomic_write(path, "a"):
             pass
+
+
+# ----------------------------------------------------------------------------- issue 19: one Objective, one loss, two engines
+
+METHODS = {
+    "scratch": kd.SCRATCH,
+    "KD": kd.Objective(alpha=0.7, temperature=3.0),
+    "soft targets alone": kd.Objective(alpha=1.0, temperature=4.0),
+    "label smoothing": kd.Objective(smoothing=0.1),
+    "KD + label smoothing": kd.Objective(alpha=0.3, temperature=2.0, smoothing=0.05),
+    "teacher's hard labels": kd.Objective(labels="teacher"),
+    "DKD": kd.Objective(alpha=1.0, temperature=4.0, tckd_weight=1.0, nckd_weight=8.0),
+}
+
+
+def _log_probs(logits, temperature):
+    return torch.log_softmax(logits / temperature, dim=-1)
+
+
+@pytest.mark.parametrize("labels_missing", [False, True])
+def test_objective_loss_takes_a_member_axis_as_just_another_axis(labels_missing):
+    """Stacked objectives on (members, batch, classes) give each member the loss its own objective gives in 2-D."""
+    generator = torch.Generator().manual_seed(0)
+    objectives = [o for o in METHODS.values() if o.labels == "true"]
+    members = len(objectives)
+    logits = 3 * torch.randn(members, 16, 10, generator=generator, dtype=torch.float64)
+    teacher = 3 * torch.randn(members, 16, 10, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 10, (members, 16), generator=generator)
+    if labels_missing:  # DKD needs every class: unlabelled rows only for the others
+        labels[[k for k, o in enumerate(objectives) if not o.decoupled], ::3] = -1
+    temperatures = torch.tensor([o.temperature for o in objectives], dtype=torch.float64)[:, None, None]
+    stacked = kd.losses.StackedObjectives.of(objectives, dtype=torch.float64)
+    total, terms = kd.objective_loss(logits, labels, stacked, _log_probs(teacher, temperatures))
+    assert total.shape == (members,) and terms["hard"].shape == terms["soft"].shape == (members,)
+    for k, objective in enumerate(objectives):
+        alone, _ = kd.objective_loss(logits[k], labels[k], objective, _log_probs(teacher[k], objective.temperature))
+        assert total[k].item() == pytest.approx(alone.item(), rel=1e-12), objective.describe()
+
+
+def test_objective_loss_is_the_course_formula_written_differently():
+    """(1 − α)·CE_ε + α·T²·KL (or DKD), against torch's own cross-entropy, kl_div and dkd_loss, in float64."""
+    generator = torch.Generator().manual_seed(1)
+    student = 2 * torch.randn(32, 10, generator=generator, dtype=torch.float64)
+    teacher = 2 * torch.randn(32, 10, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 10, (32,), generator=generator)
+    F = torch.nn.functional
+    for name, objective in METHODS.items():
+        if objective.labels == "teacher":
+            continue
+        t, a, eps = objective.temperature, objective.alpha, objective.smoothing
+        hard = F.cross_entropy(student, labels, label_smoothing=eps)
+        if objective.decoupled:
+            soft = kd.dkd_loss(student, teacher, labels, objective.tckd_weight, objective.nckd_weight, t)
+        else:
+            soft = t * t * F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean")
+        expected = hard if a == 0 else (1 - a) * hard + a * soft
+        got, _ = kd.objective_loss(student, labels, objective, _log_probs(teacher, t) if a > 0 else None)
+        assert got.item() == pytest.approx(expected.item(), rel=1e-10), name
+
+
+def test_a_sequence_axis_is_just_another_axis():
+    """Logits (sequences, positions, vocabulary): one loss per sequence; their mean is the loss of every position."""
+    generator = torch.Generator().manual_seed(2)
+    student = torch.randn(4, 12, 65, generator=generator, dtype=torch.float64)
+    teacher = torch.randn(4, 12, 65, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 65, (4, 12), generator=generator)
+    objective = kd.Objective(alpha=0.5, temperature=1.0)
+    per_sequence, _ = kd.objective_loss(student, targets, objective, _log_probs(teacher, 1.0))
+    flat, _ = kd.objective_loss(student.reshape(-1, 65), targets.reshape(-1), objective, _log_probs(teacher, 1.0).reshape(-1, 65))
+    assert per_sequence.shape == (4,) and per_sequence.mean().item() == pytest.approx(flat.item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_every_method_trains_through_either_engine_alike(small, method):
+    """kd.train(objective=kd.Objective(...)) and a one-member cohort train the same student, up to float rounding."""
+    x, y, _, cached = small
+    objective = METHODS[method]
+    cohort = kd.MLPCohort(32, [3])
+    kd.train_cohort(cohort, x, y, [objective], teacher_logits=cached, epochs=1, batch_size=64, progress=False)
+    kd.set_seed(3)
+    again = kd.StudentMLP(hidden=32)
+    kd.train(again, x, y, epochs=1, batch_size=64, seed=3, progress=False, verbose=False, device="cpu",
+             objective=objective, teacher_logits=cached if objective.needs_teacher else None)
+    assert torch.allclose(kd.predict_logits(cohort.member(0), x), kd.predict_logits(again, x), atol=1e-4), method
+
+
+def test_each_engine_refuses_the_term_only_the_other_computes_and_says_which(small):
+    x, y, teacher, cached = small
+    hidden_hint = kd.Objective(alpha=0.5, temperature=2.0, feature_weight=1.0)
+    with pytest.raises(ValueError, match="train it with kd.train_cohort"):
+        _train(_mlp(), x, y, objective=hidden_hint, teacher_logits=cached)
+    layer_hint = kd.Objective(feature_terms=(kd.FeatureTerm(kd.HintLoss(8, 16), "block2", "block2"),))
+    with pytest.raises(ValueError, match="train it with kd.train"):
+        kd.train_cohort(kd.MLPCohort(8, [0]), x, y, [layer_hint], teacher_logits=cached, epochs=1, progress=False)
+    unlabelled = y.clone()
+    unlabelled[::2] = -1
+    with pytest.raises(ValueError, match="labels='teacher'"):
+        _train(_mlp(), x, unlabelled, objective=METHODS["DKD"], teacher_logits=cached)
+
+
+@pytest.mark.parametrize("field, value", [("alpha", -0.1), ("alpha", math.nan), ("temperature", 0.0),
+                                          ("smoothing", 1.0), ("feature_weight", -1.0), ("feature_weight", math.inf),
+                                          ("labels", "mine")])
+def test_a_bad_objective_is_refused_before_any_training_naming_the_field(field, value):
+    with pytest.raises(ValueError, match=field if field != "temperature" else "temperature must be > 0"):
+        kd.Objective(**{field: value})
+    with pytest.raises(ValueError, match="weight must be a finite number"):
+        kd.FeatureTerm(kd.AttentionTransferLoss(), "block1", "block1", weight=-2.0)
+
+
+def test_kd_train_takes_the_objective_record_itself():
+    """The record and the step were two things called 'objective': passing one where the other was expected failed
+    at the first step ("'Objective' object is not callable"). kd.train now takes the record."""
+    kd.set_seed(0)
+    x, y = torch.randn(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    history = _train(_mlp(), x, y, objective=kd.Objective(smoothing=0.1))
+    assert list(history.terms) == ["hard"] and math.isfinite(history.final["loss"])
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
+def test_the_worked_example_a_new_logit_loss_is_one_function_and_one_field(beta):
+    """Objective.jsd_beta (TRL's generalized JSD) was added as one function in kd_utils/losses.py and one field:
+    both engines train with it, and on (sequences, positions, vocabulary) it is notebook 08's per-token loss."""
+    from kd_utils import lm
+    generator = torch.Generator().manual_seed(3)
+    student = 2 * torch.randn(3, 7, 20, generator=generator, dtype=torch.float64)
+    teacher = 2 * torch.randn(3, 7, 20, generator=generator, dtype=torch.float64)
+    targets = torch.randint(0, 20, (3, 7), generator=generator)
+    objective = kd.Objective(alpha=1.0, temperature=1.0, jsd_beta=beta)
+    got, _ = kd.objective_loss(student.reshape(-1, 20), targets.reshape(-1), objective,
+                               _log_probs(teacher, 1.0).reshape(-1, 20))
+    assert got.item() == pytest.approx(lm.generalized_jsd(student, teacher, beta=beta).item(), rel=1e-9)
+    if beta in (0.0, 1.0):  # the ends are the two KLs, each the right way round: swapping them turns this red
+        p_s, p_t = torch.softmax(student, -1), torch.softmax(teacher, -1)
+        first, second = (p_t, p_s) if beta == 0.0 else (p_s, p_t)
+        naive = (first * (first.log() - second.log())).sum(-1).mean()
+        assert got.item() == pytest.approx(naive.item(), rel=1e-9)
+
+
+def test_both_engines_train_the_jsd_alike(small):
+    x, y, _, cached = small
+    objectives = [kd.Objective(alpha=0.5, temperature=2.0, jsd_beta=0.5), kd.Objective(alpha=0.5, temperature=2.0)]
+    cohort = kd.MLPCohort(32, [3, 3])
+    kd.train_cohort(cohort, x, y, objectives, teacher_logits=cached, epochs=1, batch_size=64, progress=False)
+    kd.set_seed(3)
+    alone = kd.StudentMLP(hidden=32)
+    kd.train(alone, x, y, epochs=1, batch_size=64, seed=3, progress=False, verbose=False, device="cpu",
+             objective=objectives[0], teacher_logits=cached)
+    assert torch.allclose(kd.predict_logits(cohort.member(0), x), kd.predict_logits(alone, x), atol=1e-4)
+    assert not torch.allclose(kd.predict_logits(cohort.member(1), x), kd.predict_logits(alone, x), atol=1e-3)
