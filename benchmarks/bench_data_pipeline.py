@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
-    root = kd.ensure_fashion_mnist()
+    root = kd.data.ensure_fashion_mnist()
     data = kd.load_fashion_mnist(smoke=False)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {len(data.train_y):,} training images")
 

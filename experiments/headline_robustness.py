@@ -89,7 +89,7 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
     data = kd.load_fashion_mnist(smoke=smoke)
     members, teacher_seconds = [], 0.0
     # smoke: the shipped members only, so the check needs no training of a teacher and their soft targets are good
-    for seed in kd.ENSEMBLE_SEEDS[1:] if smoke else kd.ENSEMBLE_SEEDS:
+    for seed in kd.recipes.ENSEMBLE_SEEDS[1:] if smoke else kd.recipes.ENSEMBLE_SEEDS:
         if seed == 0 and teacher_source == "retrained":
             start = time.perf_counter()
             with tempfile.TemporaryDirectory() as folder:
@@ -98,13 +98,13 @@ def worker(run: str, smoke: bool, output: Path, candidate: str = "same_images") 
         elif seed == 0:
             member = kd.load_or_train_teacher(data, verbose=False)[0]
         else:
-            member = kd.load_checkpoint(kd.ensemble_member_path(seed))[0]
+            member = kd.load_checkpoint(kd.recipes.ensemble_member_path(seed))[0]
         members.append(member.eval())
-    ensemble = kd.Ensemble(members).eval()
+    ensemble = kd.models.Ensemble(members).eval()
     teacher_logits = kd.predict_logits(ensemble, data.train_x)
     splits = {"val": (data.val_x, data.val_y), "test": (data.test_x, data.test_y)}
     candidates = {
-        "full_labels": dict(methods={"scratch": kd.Objective(), "distilled": kd.Objective(alpha=0.5, temperature=2.0)},
+        "full_labels": dict(methods={"scratch": kd.Objective(), "distilled": kd.STUDENT_RECIPES["mlp_kd"].objective},
                             epochs=1 if smoke else 30, batch_size=128),
         "same_images": dict(methods={"hard labels": kd.Objective(), "label smoothing": kd.Objective(smoothing=0.1),
                                      "teacher's hard labels": kd.Objective(labels="teacher"),

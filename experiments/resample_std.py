@@ -3,11 +3,11 @@
 Why this exists: until results_table.mean_std was fixed it returned the *population* standard deviation
 (statistics.pstdev, n in the denominator), so every std column the searches wrote (val_std, val_gain_std,
 test_gain_vs_kd_std, ...) was smaller than the course's one convention, the *sample* standard deviation
-(n − 1, kd.sample_std), that notebooks 03, 04 and 06 print as "±". Re-running the searches takes hours, so this
+(n − 1, kd.stats.sample_std), that notebooks 03, 04 and 06 print as "±". Re-running the searches takes hours, so this
 script recomputes those columns from what each row already holds:
 
 - from the row's per-seed values (val_gains, test_gains, test_gains_vs_kd) when they are stored with at least
-  as many decimals as the std (they are: 2 and 2), with kd.sample_std. Used for those columns because their
+  as many decimals as the std (they are: 2 and 2), with kd.stats.sample_std. Used for those columns because their
   rounding error is no larger than that of the converted value, and the table then agrees with itself: the std
   a reader recomputes from the printed per-seed gains is the printed std;
 - otherwise (val_std, test_std, val_gain_std of full_label_search, the *_vs_kd_std of validation: no per-seed
@@ -95,7 +95,7 @@ def sample_std_cell(row: dict, std_column: str, per_seed_column: str | None) -> 
         values = [float(v) for v in row[per_seed_column].split()]
         if len(values) != n:
             raise SystemExit(f"{per_seed_column} holds {len(values)} values for {n} seeds in row {row}")
-        std = kd.sample_std(values)
+        std = kd.stats.sample_std(values)
     else:  # one more decimal than the source: a rescale must not reorder a ratio, and rounding it again can
         std, places = float(cell) * math.sqrt(n / (n - 1)), places + 1
     return f"{std:.{places}f}"

@@ -43,7 +43,7 @@ HERE = Path(__file__).resolve().parent
 TABLE = "dkd_search.csv"
 RESULTS = HERE / "results" / TABLE
 RECIPE = kd.STUDENT_RECIPES["mlp_kd"]
-TEMPERATURE, SHARE = RECIPE["distill"]["temperature"], RECIPE["distill"]["alpha"]
+TEMPERATURE, SHARE = RECIPE.objective.temperature, RECIPE.objective.alpha
 
 
 def decoupled(tckd_weight: float, nckd_weight: float) -> Objective:
@@ -73,9 +73,9 @@ def done_groups(path: Path) -> set[str]:
 def run_row(group: str, data, seeds: list[int], epochs: int, teacher_logits, teacher_test: float) -> list[dict]:
     objectives = [SCRATCH] + ROWS[group]
     member_objectives = [o for o in objectives for _ in seeds]
-    cohort = MLPCohort(RECIPE["config"]["hidden"], [s for _ in objectives for s in seeds])
+    cohort = MLPCohort(RECIPE.width, [s for _ in objectives for s in seeds])
     result = train_cohort(cohort, data.train_x, data.train_y, member_objectives, teacher_logits=teacher_logits,
-                          val=(data.val_x, data.val_y), epochs=epochs, batch_size=RECIPE["batch_size"], name=group)
+                          val=(data.val_x, data.val_y), epochs=epochs, batch_size=RECIPE.batch_size, name=group)
     val = [100 * a for a in result.final_val_accuracy]
     test = [100 * a for a in cohort.accuracies(data.test_x, data.test_y)]
     k = len(seeds)
@@ -85,8 +85,8 @@ def run_row(group: str, data, seeds: list[int], epochs: int, teacher_logits, tea
         v_gain = [a - b for a, b in zip(v, val[:k])]
         t_gain = [a - b for a, b in zip(t, test[:k])]
         rows.append({
-            "group": group, "width": RECIPE["config"]["hidden"], "epochs": epochs, "batch_size": RECIPE["batch_size"],
-            "teacher": RECIPE["teacher"], "teacher_test_accuracy": f"{100 * teacher_test:.2f}",
+            "group": group, "width": RECIPE.width, "epochs": epochs, "batch_size": RECIPE.batch_size,
+            "teacher": RECIPE.teacher, "teacher_test_accuracy": f"{100 * teacher_test:.2f}",
             "objective": objective.describe(),
             "tckd_weight": "" if objective.tckd_weight is None else f"{objective.tckd_weight:g}",
             "nckd_weight": "" if objective.nckd_weight is None else f"{objective.nckd_weight:g}",
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = output_folder(args, "dkd_search") / TABLE
     seeds = args.seeds or (SMOKE_SEEDS if args.smoke else [0, 1, 2])
-    epochs = args.epochs or (1 if args.smoke else RECIPE["epochs"])
+    epochs = args.epochs or (1 if args.smoke else RECIPE.epochs)
     done = done_groups(results)
     todo = [g for g in (SMOKE_GROUPS if args.smoke else ROWS) if not (args.only and g not in args.only) and g not in done]
     if not todo:

@@ -44,7 +44,7 @@ HERE = Path(__file__).resolve().parent
 TABLE = "feature_search_cnn.csv"
 RESULTS = HERE / "results" / TABLE
 SEEDS, EPOCHS, BATCH = [0, 1, 2], 60, 64
-KD = {"temperature": 2.0, "alpha": 0.5}
+CHOSEN_KD = kd.STUDENT_RECIPES["mlp_kd"].objective  # notebook 03's T and α, for every method
 METHODS = {"kd": None, "hint β=0.3": ("hint", 0.3), "hint β=1": ("hint", 1.0), "hint β=3": ("hint", 3.0),
            "hint β=10": ("hint", 10.0), "hint β=30": ("hint", 30.0), "hint β=100": ("hint", 100.0),
            "at β=10": ("at", 10.0), "at β=50": ("at", 50.0)}
@@ -60,7 +60,7 @@ def term(kind, weight):
     return kd.FeatureTerm(loss, "block2", "block2", weight)
 
 
-FIELDS = ["method", "images", "epochs", "seeds", "val_mean", "val_gain_vs_kd_mean", "val_gain_vs_kd_std",
+FIELDS = ["method", "feature", "beta", "images", "epochs", "seeds", "val_mean", "val_gain_vs_kd_mean", "val_gain_vs_kd_std",
           "test_mean", "test_gain_vs_kd_mean", "test_gain_vs_kd_std", "test_gains_vs_kd", *PROVENANCE]
 
 
@@ -82,7 +82,7 @@ def search(data, teacher, per_class: int, methods: list[str], seeds: list[int] =
             feature = METHODS[method]
             terms = [term(*feature)] if feature else []
             kd.train(student, x, y, teacher=teacher, feature_terms=terms, epochs=epochs, batch_size=BATCH, seed=seed,
-                     progress=False, verbose=False, **KD)
+                     progress=False, verbose=False, temperature=CHOSEN_KD.temperature, alpha=CHOSEN_KD.alpha)
             val[method].append(100 * kd.accuracy(student, data.val_x, data.val_y))
             test[method].append(100 * kd.accuracy(student, data.test_x, data.test_y))
         print(f"{len(subset)} images, seed {seed}: {time.perf_counter() - start:.0f} s", flush=True)
@@ -90,8 +90,9 @@ def search(data, teacher, per_class: int, methods: list[str], seeds: list[int] =
     for method in methods:
         v_gain = [a - b for a, b in zip(val[method], val["kd"])]
         t_gain = [a - b for a, b in zip(test[method], test["kd"])]
+        kind, beta = METHODS[method] or ("", "")
         rows.append(dict(zip(FIELDS, [
-            method, len(subset), epochs, " ".join(map(str, seeds)), f"{mean_std(val[method])[0]:.2f}",
+            method, kind, beta, len(subset), epochs, " ".join(map(str, seeds)), f"{mean_std(val[method])[0]:.2f}",
             f"{mean_std(v_gain)[0]:+.2f}", f"{mean_std(v_gain)[1]:.2f}", f"{mean_std(test[method])[0]:.2f}",
             f"{mean_std(t_gain)[0]:+.2f}", f"{mean_std(t_gain)[1]:.2f}", " ".join(f"{g:+.2f}" for g in t_gain),
             *provenance().values()])))

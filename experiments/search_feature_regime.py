@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -48,7 +49,7 @@ TABLE = "feature_search.csv"
 RESULTS = HERE / "results" / TABLE
 TEACHER_FEATURE = "classifier.3"  # the teacher's 256 penultimate units, after ReLU
 WIDTH, SEEDS = 128, [0, 1, 2]
-KD = {"alpha": 0.5, "temperature": 2.0}
+CHOSEN_KD = kd.STUDENT_RECIPES["mlp_kd"].objective  # notebook 03's T and α
 BETAS = [0.3, 1.0, 3.0]
 # regime, labelled images per class (None: all), unlabelled transfer set, epochs, batch size
 ROWS = [
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     teacher = kd.load_or_train_teacher(data, verbose=False)[0]
     all_logits, all_features = kd.predict_logits_and_features(teacher, data.train_x, TEACHER_FEATURE)
-    objectives = [kd.SCRATCH, kd.Objective(**KD)] + [kd.Objective(**KD, feature_weight=b) for b in BETAS]
+    objectives = [kd.losses.SCRATCH, CHOSEN_KD] + [replace(CHOSEN_KD, feature_weight=b) for b in BETAS]
     for number, (regime, per_class, transfer, epochs, batch_size) in enumerate(todo, start=1):
         start = time.perf_counter()
         # one cohort for the row: member (seed, objective); each seed draws its own labelled subset

@@ -90,7 +90,7 @@ def load_teacher(name: str, data) -> torch.nn.Module:
         members = [kd.load_or_train_teacher(data, verbose=False)[0]]
         members += [kd.load_checkpoint(HERE / "teachers" / f"teacher_e5_shift0_seed{seed}.pt")[0].eval()
                     for seed in ENSEMBLES[name]]
-        return kd.Ensemble(members)
+        return kd.models.Ensemble(members)
     return kd.load_checkpoint(TEACHERS[name])[0].eval()
 
 
@@ -118,7 +118,7 @@ def run_row(row, data, seeds, teachers_cache) -> list[dict]:
     train_x, train_y = data.train_x, data.train_y
     if copies:
         generator = torch.Generator().manual_seed(1234)
-        train_x = torch.cat([kd.random_shift(data.train_x, 2, generator) for _ in range(copies)])
+        train_x = torch.cat([kd.data.random_shift(data.train_x, 2, generator) for _ in range(copies)])
         train_y = data.train_y.repeat(copies)
     teacher_logits = kd.predict_logits(teacher, train_x)
     objectives = [SCRATCH] + KD_GRIDS[grid]

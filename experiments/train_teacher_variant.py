@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     data = load_data(args.smoke)
     kd.set_seed(args.seed)
     teacher = kd.TeacherCNN()
-    augment = functools.partial(kd.random_shift, max_shift=args.shift) if args.shift else None
+    augment = functools.partial(kd.data.random_shift, max_shift=args.shift) if args.shift else None
     start = time.perf_counter()
     history = kd.train(teacher, data.train_x, data.train_y, val=(data.val_x, data.val_y), epochs=epochs,
                        batch_size=128, lr=args.lr, seed=args.seed, augment=augment, name=name, progress=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -48,7 +49,7 @@ _METADATA_TYPES = (str, int, float, bool, type(None))
 
 def _plain(value: Any) -> Any:
     """Return `value` with numpy scalars and arrays turned into Python numbers and lists (``np.mean`` returns a
-    ``numpy.float64``, which a weights-only load refuses to read back)."""
+    ``numpy.float64``, which a weights-only load refuses to read back), and a typed recipe into its ``as_dict()``."""
     if isinstance(value, dict):
         return {key: _plain(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -57,6 +58,8 @@ def _plain(value: Any) -> Any:
         return tuple(_plain(item) for item in value)
     if isinstance(value, (np.generic, np.ndarray)):
         return value.tolist()
+    if hasattr(value, "as_dict") and dataclasses.is_dataclass(value):  # a typed recipe: as its plain record
+        return value.as_dict()
     return value
 
 

@@ -100,14 +100,14 @@ def quantize_dynamic_int8(model: nn.Module, allow_float_layers: bool = False) ->
     if not any(isinstance(layer, _DYNAMIC_LAYERS) for _, layer in weighted):
         raise UnsupportedLayerError(
             f"{type(model).__name__} has no layer that dynamic quantization supports (nn.Linear, nn.LSTM, nn.GRU): "
-            "nothing would become int8; for convolutions use kd.quantize_static_int8"
+            "nothing would become int8; for convolutions use kd.deploy.quantize_static_int8"
         )
     left_in_float = [(name, layer) for name, layer in weighted if not isinstance(layer, _DYNAMIC_LAYERS)]
     if left_in_float and not allow_float_layers:
         name, layer = left_in_float[0]
         raise UnsupportedLayerError(
             f"dynamic quantization would leave layer {name!r} ({layer._get_name()}) of {type(model).__name__} in "
-            "float: it has no dynamic int8 kernel. Use kd.quantize_static_int8 for convolutions, or pass "
+            "float: it has no dynamic int8 kernel. Use kd.deploy.quantize_static_int8 for convolutions, or pass "
             "allow_float_layers=True to keep such layers in float"
         )
     source = copy.deepcopy(model).cpu().eval()
@@ -184,7 +184,7 @@ def quantize_static_int8(
             raise UnsupportedLayerError(
                 f"cannot quantize layer {name!r} ({layer._get_name()}) of {type(model).__name__}: PyTorch's static "
                 f"int8 quantization has no kernel for it (supported: {', '.join(t.__name__ for t in _STATIC_LAYERS)}). "
-                "Replace the layer, or quantize the rest dynamically with kd.quantize_dynamic_int8"
+                "Replace the layer, or quantize the rest dynamically with kd.deploy.quantize_dynamic_int8"
             )
     engine = engine or torch.backends.quantized.engine
     if engine not in torch.backends.quantized.supported_engines:
@@ -278,7 +278,7 @@ def onnx_session(path: Path | str, threads: int = 1):
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no ONNX file at {path}; write it first with kd.export_onnx(model, path)")
+        raise FileNotFoundError(f"no ONNX file at {path}; write it first with kd.deploy.export_onnx(model, path)")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -340,7 +340,7 @@ def time_inference(
     """Measure CPU inference time of a model (float or int8) or an ONNX Runtime session, as kd.latency does.
 
     torch.utils.benchmark warms up, repeats and reports the median. `threads` sets PyTorch's
-    threads; an ONNX Runtime session uses the threads it was created with (``kd.onnx_session``).
+    threads; an ONNX Runtime session uses the threads it was created with (``kd.deploy.onnx_session``).
     """
     images = torch.randn(batch_size, *input_shape)
     if _is_session(target):

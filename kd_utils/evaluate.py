@@ -190,7 +190,7 @@ def latency(
 
 
 def time_statement(stmt: str, arguments: dict, batch_size: int, threads: int, min_run_time: float) -> dict[str, float]:
-    """Time `stmt`, one batch of `batch_size` images, with torch.utils.benchmark (for kd.latency and kd.time_inference).
+    """Time `stmt`, one batch of `batch_size` images, with torch.utils.benchmark (for kd.latency and kd.deploy.time_inference).
 
     The timer warms up, repeats for at least `min_run_time` seconds at `threads` threads and reports the median.
     """

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 IGNORE_LABEL = -1  # a label of -1 marks an unlabelled image (the soft term still applies)
+TEMPERATURE, ALPHA = 4.0, 0.5  # the default T and α of every distillation loss and of kd.train, written once
 
 
 def check_temperature(temperature: float) -> None:
@@ -91,7 +92,7 @@ def entropy(probabilities: Tensor) -> Tensor:
     return -(probabilities * probabilities.clamp_min(1e-30).log()).sum(dim=-1)
 
 
-def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 4.0, scale: bool = True) -> Tensor:
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, temperature: float = TEMPERATURE, scale: bool = True) -> Tensor:
     """Return T² · KL(teacher ‖ student) between the softened distributions, mean over the batch.
 
     Both sides go through ``log_softmax`` (never ``p.log()`` of a probability that
@@ -110,8 +111,8 @@ def distillation_loss(
     student_logits: Tensor,
     teacher_logits: Tensor,
     labels: Tensor,
-    temperature: float = 4.0,
-    alpha: float = 0.5,
+    temperature: float = TEMPERATURE,
+    alpha: float = ALPHA,
 ) -> Tensor:
     """Return (1 − α)·CE(student, labels) + α·T²·KL(teacher ‖ student); α weights the soft term.
 
@@ -166,7 +167,6 @@ def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 # ----------------------------------------------------------------------------- the one objective and its loss
 
-TEMPERATURE, ALPHA = 4.0, 0.5  # the default T and α of every distillation loss and of kd.train (tests/test_losses.py ties them)
 LABEL_SOURCES = ("true", "teacher")
 
 
@@ -536,7 +536,7 @@ class CosineLoss(nn.Module):
 def ensemble_logits(member_logits: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
     """Return an ensemble's logits, the log of its members' mean probabilities, from each member's logits.
 
-    The same as ``kd.Ensemble(members)(x)`` given every member's logits on ``x``, so members whose
+    The same as ``kd.models.Ensemble(members)(x)`` given every member's logits on ``x``, so members whose
     logits are already computed need not run again (Hinton et al., 2015, average probabilities).
     """
     if not isinstance(member_logits, (list, tuple)) or len(member_logits) == 0:
@@ -551,9 +551,9 @@ def ensemble_logits(member_logits: list[Tensor] | tuple[Tensor, ...]) -> Tensor:
 
 
 def mean_probability_logits(member_logits: Iterable[Tensor]) -> Tensor:
-    """The arithmetic of `ensemble_logits` (and of ``kd.Ensemble``), unchecked: log of the mean softmax, in log space.
+    """The arithmetic of `ensemble_logits` (and of ``kd.models.Ensemble``), unchecked: log of the mean softmax, in log space.
 
-    An iterator works: ``kd.Ensemble`` passes its members' outputs one by one, each softened as it comes.
+    An iterator works: ``kd.models.Ensemble`` passes its members' outputs one by one, each softened as it comes.
     """
     log_probs = torch.stack([F.log_softmax(logits, dim=-1) for logits in member_logits])
     return log_probs.logsumexp(dim=0) - math.log(len(log_probs))
@@ -604,7 +604,7 @@ def decoupled_kd_terms(
     student_logits: Tensor,
     teacher_logits: Tensor,
     labels: Tensor,
-    temperature: float = 4.0,
+    temperature: float = TEMPERATURE,
     reduction: str = "mean",
 ) -> tuple[Tensor, Tensor]:
     """Return (TCKD, NCKD), the two parts of the KD loss (Zhao et al., CVPR 2022), each at T and scaled by T².
@@ -636,7 +636,7 @@ def dkd_loss(
     labels: Tensor,
     alpha: float = 1.0,
     beta: float = 8.0,
-    temperature: float = 4.0,
+    temperature: float = TEMPERATURE,
 ) -> Tensor:
     """Return the decoupled KD loss α·TCKD + β·NCKD (Zhao et al., CVPR 2022), mean over the batch.
 

@@ -1,7 +1,10 @@
-"""Where the course's teachers come from: notebook 01's teacher and the ensemble that notebook 03 distils from.
+"""The course's recipes, in one place: the teachers (notebook 01's and the ensemble 03 distils from) and the students.
 
-The teacher's recipe (architecture settings and schedule) and its load-or-train live here, so
-``checkpoints`` only saves and loads, ``train`` only trains, and no module imports another in a cycle.
+A recipe says how a model is trained: the model, its schedule, its teacher and, for a student, its
+``kd.Objective``. The teacher's recipe and its load-or-train live here, and so do the typed student recipes
+(``kd.STUDENT_RECIPES``) that notebooks 03 and 04 choose on validation and 05–07 load or retrain.
+``checkpoints`` only saves and loads, ``train`` and ``cohort`` only train, and no module imports another in a
+cycle.
 
 The search behind notebook 03 (``experiments/search_full_label_kd.py``, results in
 ``experiments/results/full_label_search.csv``) found that an MLP student learns more from the
@@ -15,6 +18,8 @@ shipped as checkpoint files in ``experiments/teachers/`` by
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +28,12 @@ from torch import nn
 
 from . import config
 from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
+from .cohort import MLPCohort, train_cohort
 from .data import load_fashion_mnist
-from .evaluate import accuracy
+from .evaluate import accuracy, predict_logits
+from .losses import SCRATCH, AttentionTransferLoss, CosineLoss, FeatureTerm, HintLoss, Objective
 from .models import Ensemble, build_model, is_convolutional
-from .train import train
+from .train import train, train_fitnets
 
 TEACHER_CONFIG: dict[str, Any] = {}  # TeacherCNN's defaults: width 24, hidden 256, dropout 0.3
 
@@ -162,3 +169,180 @@ def load_teacher_ensemble(data=None, seeds: tuple[int, ...] = ENSEMBLE_SEEDS, ve
         print(f"Teacher ensemble of {len(members)} (seeds {', '.join(map(str, seeds))})"
               + (f": test accuracy {metadata['test_accuracy']:.2%}" if data is not None else ""))
     return ensemble, metadata
+
+
+# ----------------------------------------------------------------------------- the students (notebooks 03–07)
+
+SMOKE_EPOCHS = 1  # every student recipe trains this many epochs in smoke mode
+FEATURE_LOSSES = {"hint": HintLoss, "attention": AttentionTransferLoss, "cosine": CosineLoss}
+TEACHERS = ("course", "ensemble")  # notebook 01's teacher, or the ensemble of ENSEMBLE_SEEDS
+
+
+@dataclass(frozen=True)
+class FeatureRecipe:
+    """A feature term of a CNN student: the kind of loss, its weight β, the stages it joins, FitNets' hint stage."""
+
+    kind: str  # "hint", "attention" or "cosine"
+    weight: float
+    layer: str = "block2"  # the same stage name in the student and the teacher
+    student_channels: int = 16
+    teacher_channels: int = 48
+    hint_epochs: int = 0  # > 0: FitNets' two stages, the hint alone for this many epochs, then logit KD
+
+    def __post_init__(self) -> None:
+        if self.kind not in FEATURE_LOSSES:
+            raise ValueError(f"FeatureRecipe.kind must be one of {', '.join(FEATURE_LOSSES)}, got {self.kind!r}")
+
+    def term(self) -> FeatureTerm:
+        """Return a fresh feature term (a hint's regressor is trained with its student, so each student gets its own)."""
+        if self.kind == "attention":
+            loss = AttentionTransferLoss()
+        else:
+            loss = FEATURE_LOSSES[self.kind](self.student_channels, self.teacher_channels)
+        return FeatureTerm(loss, self.layer, self.layer, self.weight)
+
+
+@dataclass(frozen=True)
+class StudentRecipe:
+    """How a scorecard student is trained: its model, schedule, teacher and objective (a typed record, read by field)."""
+
+    architecture: str  # "StudentMLP" or "StudentCNN"
+    width: int  # hidden units of an MLP, channel width of a CNN
+    epochs: int
+    objective: Objective = SCRATCH
+    teacher: str = "course"  # the teacher of its soft targets: "course" (notebook 01's) or "ensemble"
+    batch_size: int = 128
+    train_images: int | None = None  # a seeded subset of the training images (None: all of them)
+    subset_seed: int = 0
+    feature: FeatureRecipe | None = None
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ("StudentMLP", "StudentCNN"):
+            raise ValueError(f"StudentRecipe.architecture must be 'StudentMLP' or 'StudentCNN', got {self.architecture!r}")
+        if self.teacher not in TEACHERS:
+            raise ValueError(f"StudentRecipe.teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        if self.feature is not None and self.architecture != "StudentCNN":
+            raise ValueError("StudentRecipe.feature joins named conv stages: it needs architecture='StudentCNN'")
+
+    @property
+    def mode_epochs(self) -> int:
+        """The epochs of the current mode: the recipe's in a full run, SMOKE_EPOCHS in smoke mode."""
+        return SMOKE_EPOCHS if config.is_smoke() else self.epochs
+
+    @property
+    def distilled(self) -> bool:
+        """Whether the student learns from a teacher (soft targets, its labels or its features)."""
+        return self.objective.needs_teacher or self.feature is not None
+
+    def model(self) -> nn.Module:
+        """Return a new, untrained student of this recipe (seed it first with ``kd.set_seed``)."""
+        return build_model(self.architecture, **{"hidden" if self.architecture == "StudentMLP" else "width": self.width})
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the recipe as plain JSON types, as checkpoints record it."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+MLP_REGIME = StudentRecipe("StudentMLP", 128, epochs=30, teacher="ensemble")
+# Notebook 03's full-label regime and its T and α, chosen on the validation split by
+# experiments/search_full_label_kd.py (experiments/results/full_label_search.csv); notebook 03 and
+# tests/test_recipes.py assert that this is what the search chose. Every distilled student uses this T and α.
+CHOSEN_KD = Objective(alpha=0.5, temperature=2.0)
+# Notebook 04's students: a seeded subset of 8,000 training images, 3 epochs, notebook 03's T and α; each feature
+# weight is the one notebook 04 chose on validation (tests/test_recipes.py ties them to its committed output).
+_CNN = StudentRecipe("StudentCNN", 8, epochs=1)
+_FEATURE_BASE = replace(_CNN, epochs=3, train_images=8_000, objective=CHOSEN_KD)
+STUDENT_RECIPES: dict[str, StudentRecipe] = {
+    "mlp_scratch": MLP_REGIME,
+    "mlp_kd": replace(MLP_REGIME, objective=CHOSEN_KD),
+    "mlp_ls": replace(MLP_REGIME, objective=Objective(smoothing=0.1)),
+    "cnn_scratch": _CNN,
+    "cnn_kd": replace(_CNN, objective=CHOSEN_KD),
+    "cnn_hint_kd": replace(_FEATURE_BASE, feature=FeatureRecipe("hint", 1.0)),
+    "cnn_at_kd": replace(_FEATURE_BASE, feature=FeatureRecipe("attention", 2.0)),
+    "cnn_cosine_kd": replace(_FEATURE_BASE, feature=FeatureRecipe("cosine", 1.0)),
+    "cnn_fitnets": replace(_FEATURE_BASE, epochs=2, feature=FeatureRecipe("hint", 1.0, hint_epochs=1)),
+}
+
+
+def _recipe(name: str) -> StudentRecipe:
+    if name not in STUDENT_RECIPES:
+        raise KeyError(f"no student called {name!r}; known: {', '.join(STUDENT_RECIPES)}")
+    return STUDENT_RECIPES[name]
+
+
+def student_path(name: str) -> Path:
+    """Return where the student called `name` is kept in the current mode."""
+    return config.checkpoint_dir() / f"student_{name}.pt"
+
+
+def save_student(name: str, model: nn.Module, metadata: dict[str, Any]) -> Path:
+    """Save a trained student under its scorecard name (atomically)."""
+    return save_checkpoint(model, student_path(name), metadata)
+
+
+def train_student(name: str, data, teacher: nn.Module | None = None, seed: int = 0, progress: bool = False):
+    """Train the student `name` with its recipe; return (model, metadata).
+
+    MLP students train as a one-member ``kd.MLPCohort``, exactly as in notebook 03; CNN students with
+    ``kd.train`` (FitNets' two stages when the feature recipe has ``hint_epochs``), as in notebook 04.
+    """
+    recipe = _recipe(name)
+    epochs = recipe.mode_epochs
+    train_x, train_y = data.train_x, data.train_y
+    if recipe.train_images is not None:
+        generator = torch.Generator().manual_seed(recipe.subset_seed)
+        subset = torch.randperm(len(train_x), generator=generator)[: recipe.train_images]
+        train_x, train_y = train_x[subset], train_y[subset]
+    if recipe.distilled:
+        if recipe.teacher == "ensemble":
+            teacher = load_teacher_ensemble(data, verbose=False)[0]
+        elif teacher is None:
+            raise ValueError(f"student {name!r} is distilled from notebook 01's teacher: pass the teacher")
+    objective, feature = recipe.objective, recipe.feature
+    if recipe.architecture == "StudentMLP":
+        cohort = MLPCohort(recipe.width, [seed])
+        teacher_logits = predict_logits(teacher, train_x) if objective.needs_teacher else None
+        train_cohort(cohort, train_x, train_y, [objective], teacher_logits=teacher_logits, epochs=epochs,
+                     batch_size=recipe.batch_size, progress=progress, name=name)
+        model = cohort.member(0)
+    else:
+        config.set_seed(seed)
+        model = recipe.model()
+        common: dict[str, Any] = {"val": (data.val_x, data.val_y), "epochs": epochs, "seed": seed, "progress": progress,
+                                  "name": name, "verbose": False, "batch_size": recipe.batch_size}
+        if feature is not None and feature.hint_epochs:
+            train_fitnets(model, teacher, train_x, train_y, feature.term(), hint_epochs=feature.hint_epochs,
+                          temperature=objective.temperature, alpha=objective.alpha, **common)
+        elif feature is not None:
+            train(model, train_x, train_y, objective=replace(objective, feature_terms=(feature.term(),)), teacher=teacher,
+                  **common)
+        else:
+            train(model, train_x, train_y, objective=objective, **common,
+                  teacher_logits=predict_logits(teacher, train_x) if objective.needs_teacher else None)
+    metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe.as_dict(), "seed": seed,
+                "epochs": epochs, "trained_by": "kd.recipes.train_student"}
+    return model.eval(), metadata
+
+
+def load_or_train_student(name: str, data, teacher: nn.Module | None = None, verbose: bool = True):
+    """Return (student, metadata): from its checkpoint if a notebook saved it, else trained now and saved."""
+    recipe = _recipe(name)
+    path = student_path(name)
+    if path.exists():
+        try:
+            model, metadata = load_checkpoint(path)
+            if "recipe" in metadata and metadata["recipe"] != recipe.as_dict():
+                raise CheckpointMismatchError(f"{path.name} was trained with another recipe ({metadata.get('recipe')}) "
+                                              f"than kd.STUDENT_RECIPES[{name!r}] ({recipe.as_dict()})")
+            if verbose:
+                source = f"notebook {metadata['notebook']}" if "notebook" in metadata else metadata.get("trained_by", "?")
+                print(f"{name}: loaded from {path.name} (saved by {source})")
+            return model.eval(), metadata
+        except CheckpointMismatchError as error:
+            print(f"{name}: retraining, the checkpoint does not fit: {error}")
+    if verbose:
+        print(f"{name}: no checkpoint, training it now with its recipe")
+    model, metadata = train_student(name, data, teacher, progress=verbose)
+    save_student(name, model, metadata)
+    return model, metadata

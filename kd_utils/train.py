@@ -245,7 +245,7 @@ def train(
       `schedule(optimizer, total_steps)` the learning-rate schedule, stepped after every batch
       (default one-cycle up to `lr`).
     - Labels of -1 mark unlabelled images: only the soft and feature terms learn from them.
-    - `augment(images, generator=generator)` transforms each mini-batch (e.g. ``kd.random_shift``);
+    - `augment(images, generator=generator)` transforms each mini-batch (e.g. ``kd.data.random_shift``);
       it cannot be combined with cached teacher logits, which belong to the unchanged images.
 
     A seed fixes the data order and dropout, so the same seed gives the same numbers on

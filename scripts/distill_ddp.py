@@ -6,7 +6,7 @@
 Run without torchrun, it trains in one process with the same code.
 
 What makes the result equal to one process running ``kd.train`` on the same images (within float rounding):
-- every rank draws the same shuffled order from the same seed (``kd.batch_indices``), so all ranks agree on
+- every rank draws the same shuffled order from the same seed (``kd.data.batch_indices``), so all ranks agree on
   each global batch of ``--batch-size`` images; rank r takes the r-th of ``world_size`` equal slices of it;
 - each rank reads only its slice of the cached teacher logits (the file is memory-mapped, so the rows of the
   other ranks are never read);
@@ -55,8 +55,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=128, help="the global batch, split over the ranks")
     parser.add_argument("--lr", type=float, default=3e-3, help="AdamW with a one-cycle schedule, as kd.train")
     parser.add_argument("--weight-decay", type=float, default=1e-4)
-    parser.add_argument("--temperature", type=float, default=2.0)
-    parser.add_argument("--alpha", type=float, default=0.5, help="weight of the soft term")
+    chosen = kd.STUDENT_RECIPES["mlp_kd"].objective  # notebook 03's T and α, chosen on validation
+    parser.add_argument("--temperature", type=float, default=chosen.temperature)
+    parser.add_argument("--alpha", type=float, default=chosen.alpha, help="weight of the soft term")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per rank")
     parser.add_argument("--timeout", type=float, default=120, help="seconds a rank waits for the others")
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     model.train()
     for epoch in range(args.epochs):
         loss_sum.zero_()
-        for step, index in enumerate(kd.batch_indices(n, args.batch_size, True, generator)):
+        for step, index in enumerate(kd.data.batch_indices(n, args.batch_size, True, generator)):
             if args.fail_rank == rank:
                 raise RuntimeError(f"rank {rank} fails on purpose (--fail-rank {rank}), epoch {epoch + 1}, step {step + 1}")
             shard = index.tensor_split(world_size)[rank]  # this rank's slice of the global batch

@@ -258,7 +258,7 @@ def _shape(model: torch.nn.Module, stage: str) -> str:
 def _models() -> tuple[torch.nn.Module, torch.nn.Module]:
     from kd_utils.recipes import TEACHER_CONFIG
 
-    return kd.build_model("TeacherCNN", **TEACHER_CONFIG), kd.StudentCNN()
+    return kd.models.build_model("TeacherCNN", **TEACHER_CONFIG), kd.StudentCNN()
 
 
 def teacher_student_figure() -> Figure:
@@ -398,7 +398,7 @@ def temperature_scaling_figure(logits: Sequence[float] = TEMPERATURE_LOGITS,
                                     layout="constrained", squeeze=False)
         for axis, temperature in zip(axes.flat, temperatures):
             probabilities = kd.soft_targets(logits_tensor, temperature).tolist()
-            kd.plot_probability_bars(axis, probabilities, labels, highlight=0, value_size=SMALL_FONT_SIZE)
+            kd.plots.plot_probability_bars(axis, probabilities, labels, highlight=0, value_size=SMALL_FONT_SIZE)
             entropy = float(kd.entropy(torch.tensor(probabilities)))
             axis.set_title(f"T = {temperature:g}: entropy {entropy:.2f} nats (max {np.log(len(logits)):.2f})")
         for axis in axes[-1]:
@@ -437,12 +437,12 @@ def dark_knowledge_figure(image: torch.Tensor, logits: torch.Tensor, true_class:
         figure, axes = plt.subplots(1, 1 + len(temperatures), figsize=(13.3, 6.2), dpi=DPI, layout="constrained",
                                     gridspec_kw={"width_ratios": [0.8] + [1.0] * len(temperatures)})
         image_axis, *bar_axes = axes
-        image_axis.imshow(kd.denormalize(image).squeeze().numpy(), cmap="gray_r")
+        image_axis.imshow(kd.data.denormalize(image).squeeze().numpy(), cmap="gray_r")
         image_axis.set_title(f"{caption}\ntrue class: {class_names[true_class]}")
         image_axis.set_axis_off()
         for axis, temperature in zip(bar_axes, temperatures):
             probabilities = kd.soft_targets(logits, temperature).tolist()
-            kd.plot_probability_bars(axis, probabilities, class_names, highlight=true_class, horizontal=True,
+            kd.plots.plot_probability_bars(axis, probabilities, class_names, highlight=true_class, horizontal=True,
                                       value_size=SMALL_FONT_SIZE)
             axis.set_title(f"T = {temperature:g}" + (": the usual output" if temperature == 1 else ": similar classes show"))
         figure.suptitle("Dark knowledge: the trained teacher's soft targets for one image",

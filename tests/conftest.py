@@ -8,7 +8,7 @@ import kd_utils as kd
 
 
 @pytest.fixture(scope="session")
-def data() -> kd.FashionMNISTData:
+def data() -> kd.data.FashionMNISTData:
     return kd.load_fashion_mnist(smoke=True)
 
 

@@ -128,7 +128,7 @@ def test_a_checkpoint_loads_back_with_its_checksum_verified(tmp_path):
     path = kd.save_checkpoint(model, tmp_path / "student.pt", {"epochs": 1, "nested": {"a": [1, 2.5, None]}})
     loaded, metadata = kd.load_checkpoint(path)
     assert metadata["nested"] == {"a": [1, 2.5, None]}
-    assert kd.read_checkpoint(path)["weights_sha256"] == kd.checkpoints.weights_checksum(model.state_dict())
+    assert kd.checkpoints.read_checkpoint(path)["weights_sha256"] == kd.checkpoints.weights_checksum(model.state_dict())
 
 
 @pytest.mark.parametrize("value", [np.float64(0.5), np.float32(0.25), np.float16(0.5), np.int64(3), np.int32(-2),

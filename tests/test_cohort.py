@@ -103,7 +103,7 @@ def test_train_cohort_refuses_mismatched_inputs(data):
 def test_random_shift_moves_an_image_and_fills_with_background():
     image = torch.full((1, 1, 28, 28), -0.5)
     image[0, 0, 10, 10] = 3.0
-    shifted = kd.random_shift(image.repeat(200, 1, 1, 1), max_shift=2, generator=torch.Generator().manual_seed(0))
+    shifted = kd.data.random_shift(image.repeat(200, 1, 1, 1), max_shift=2, generator=torch.Generator().manual_seed(0))
     positions = {tuple((s[0] == 3.0).nonzero()[0].tolist()) for s in shifted}
     assert positions <= {(r, c) for r in range(8, 13) for c in range(8, 13)} and len(positions) > 10
     background = (0 - kd.data.PIXEL_MEAN) / kd.data.PIXEL_STD
@@ -115,7 +115,7 @@ def test_an_ensemble_averages_its_members_probabilities():
     members = [kd.StudentMLP(hidden=8).eval() for _ in range(3)]
     x = torch.randn(5, 1, 28, 28)
     expected = torch.stack([m(x).softmax(-1) for m in members]).mean(0)
-    assert torch.allclose(kd.Ensemble(members)(x).softmax(-1), expected, atol=1e-6)
+    assert torch.allclose(kd.models.Ensemble(members)(x).softmax(-1), expected, atol=1e-6)
 
 
 def test_a_hint_term_pulls_the_regressed_hidden_units_towards_the_teacher_features(data):

@@ -30,7 +30,7 @@ def test_full_data_has_55000_train_5000_val_10000_test():
 
 def test_normalisation_constants_match_the_training_pixels():
     full = kd.load_fashion_mnist(smoke=False)
-    pixels = kd.denormalize(torch.cat([full.train_x, full.val_x]))
+    pixels = kd.data.denormalize(torch.cat([full.train_x, full.val_x]))
     assert pixels.mean().item() == pytest.approx(kd_data.PIXEL_MEAN, abs=1e-3)
     assert pixels.std().item() == pytest.approx(kd_data.PIXEL_STD, abs=1e-3)
 
@@ -59,13 +59,13 @@ def test_batches_cover_every_image_once_per_epoch(data):
     seen = torch.cat([labels for _, labels in kd.iterate_batches(data.train_x, data.train_y, 128)])
     assert len(seen) == len(data.train_y)
     assert torch.equal(seen.sort().values, data.train_y.sort().values)
-    index = torch.cat(list(kd.batch_indices(1000, 64, True, torch.Generator().manual_seed(0))))
+    index = torch.cat(list(kd.data.batch_indices(1000, 64, True, torch.Generator().manual_seed(0))))
     assert torch.equal(index.sort().values, torch.arange(1000))
 
 
 def test_batches_are_shuffled_the_same_way_under_the_same_seed():
-    first = torch.cat(list(kd.batch_indices(500, 50, True, torch.Generator().manual_seed(3))))
-    again = torch.cat(list(kd.batch_indices(500, 50, True, torch.Generator().manual_seed(3))))
+    first = torch.cat(list(kd.data.batch_indices(500, 50, True, torch.Generator().manual_seed(3))))
+    again = torch.cat(list(kd.data.batch_indices(500, 50, True, torch.Generator().manual_seed(3))))
     assert torch.equal(first, again)
     assert not torch.equal(first, torch.arange(500))
 
@@ -88,8 +88,8 @@ def test_class_names_are_the_ten_fashion_mnist_classes():
 def test_missing_data_error_names_all_three_sources(tmp_path, monkeypatch):
     monkeypatch.setenv("KD_SYSTEM_DATA_DIR", str(tmp_path / "no-debian-copy"))
     monkeypatch.setattr("torchvision.datasets.FashionMNIST.mirrors", ["http://127.0.0.1:9/"])
-    with pytest.raises(kd.DataNotFoundError) as caught:
-        kd.ensure_fashion_mnist(tmp_path / "empty")
+    with pytest.raises(kd.data.DataNotFoundError) as caught:
+        kd.data.ensure_fashion_mnist(tmp_path / "empty")
     message = str(caught.value)
     assert "FashionMNIST/raw" in message  # 1. files in place
     assert "apt-get install dataset-fashion-mnist" in message  # 2. Debian's copy
@@ -103,7 +103,7 @@ def test_debian_copy_is_decompressed_into_place(tmp_path, monkeypatch):
         with gzip.open(system / f"{name}.gz", "wb") as file:
             file.write(name.encode())
     monkeypatch.setenv("KD_SYSTEM_DATA_DIR", str(system))
-    root = kd.ensure_fashion_mnist(tmp_path / "data", download=False)
+    root = kd.data.ensure_fashion_mnist(tmp_path / "data", download=False)
     raw = root / "FashionMNIST" / "raw"
     for name in kd_data.RAW_FILES:
         assert (raw / name).read_bytes() == name.encode()
@@ -111,9 +111,9 @@ def test_debian_copy_is_decompressed_into_place(tmp_path, monkeypatch):
 
 def test_files_already_in_place_are_used_without_looking_further(data, tmp_path, monkeypatch):
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
-    shutil.copytree(kd.DATA_DIR / "FashionMNIST" / "raw", raw)
+    shutil.copytree(kd.config.DATA_DIR / "FashionMNIST" / "raw", raw)
     monkeypatch.setenv("KD_SYSTEM_DATA_DIR", str(tmp_path / "nothing-here"))
-    assert kd.ensure_fashion_mnist(tmp_path / "data", download=False) == tmp_path / "data"
+    assert kd.data.ensure_fashion_mnist(tmp_path / "data", download=False) == tmp_path / "data"
 
 
 def test_a_network_that_accepts_but_never_answers_ends_in_the_three_ways_error(tmp_path, monkeypatch):
@@ -131,8 +131,8 @@ def test_a_network_that_accepts_but_never_answers_ends_in_the_three_ways_error(t
     monkeypatch.setattr(FashionMNIST, "mirrors", [f"http://127.0.0.1:{port}/"])
     start = time.perf_counter()
     try:
-        with pytest.raises(kd.DataNotFoundError, match="three ways") as caught:
-            kd.ensure_fashion_mnist(tmp_path / "data")
+        with pytest.raises(kd.data.DataNotFoundError, match="three ways") as caught:
+            kd.data.ensure_fashion_mnist(tmp_path / "data")
     finally:
         server.close()
     assert time.perf_counter() - start < 20

@@ -51,7 +51,7 @@ def _max_difference(a: torch.nn.Module, b: torch.nn.Module) -> float:
 def test_two_ranks_end_identical_and_equal_to_a_single_process_kd_train(tmp_path, teacher_logits_file,
                                                                          single_process_student):
     out = tmp_path / "ddp_student.pt"
-    output = kd.run_torchrun(SCRIPT, _arguments(teacher_logits_file, out), nproc_per_node=2, timeout=240,
+    output = kd.deploy.run_torchrun(SCRIPT, _arguments(teacher_logits_file, out), nproc_per_node=2, timeout=240,
                              env={"KD_SMOKE": "1"})
     assert "distill_ddp: 2 rank(s) (gloo, cpu)" in output and "weights identical on all ranks" in output, output
     student, metadata = kd.load_checkpoint(out)
@@ -80,21 +80,21 @@ def test_the_script_without_torchrun_trains_in_one_process_like_kd_train(tmp_pat
 
 def test_a_rank_that_dies_stops_the_launch_with_its_error(tmp_path, teacher_logits_file):
     start = time.perf_counter()
-    with pytest.raises(kd.TorchrunError, match=r"rank 1 failed first with RuntimeError: rank 1 fails on purpose"):
-        kd.run_torchrun(SCRIPT, _arguments(teacher_logits_file, tmp_path / "never.pt", "--fail-rank", 1),
+    with pytest.raises(kd.deploy.TorchrunError, match=r"rank 1 failed first with RuntimeError: rank 1 fails on purpose"):
+        kd.deploy.run_torchrun(SCRIPT, _arguments(teacher_logits_file, tmp_path / "never.pt", "--fail-rank", 1),
                         nproc_per_node=2, timeout=240, env={"KD_SMOKE": "1"})
     assert not (tmp_path / "never.pt").exists()
     assert time.perf_counter() - start < 200, "the surviving rank should be stopped, not left waiting"
 
 
 def test_a_missing_torchrun_is_named(tmp_path):
-    with pytest.raises(kd.TorchrunError, match="torchrun is missing"):
-        kd.run_torchrun(SCRIPT, [], launcher=[str(tmp_path / "no-such-torchrun")])
+    with pytest.raises(kd.deploy.TorchrunError, match="torchrun is missing"):
+        kd.deploy.run_torchrun(SCRIPT, [], launcher=[str(tmp_path / "no-such-torchrun")])
 
 
 def test_a_launch_that_hangs_is_stopped_after_the_timeout():
     hanging = [sys.executable, "-c", "import time; time.sleep(60)"]  # stands in for ranks waiting on a dead peer
     start = time.perf_counter()
-    with pytest.raises(kd.TorchrunError, match="did not finish within 1 s"):
-        kd.run_torchrun(SCRIPT, [], launcher=hanging, timeout=1)
+    with pytest.raises(kd.deploy.TorchrunError, match="did not finish within 1 s"):
+        kd.deploy.run_torchrun(SCRIPT, [], launcher=hanging, timeout=1)
     assert time.perf_counter() - start < 30

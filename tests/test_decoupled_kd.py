@@ -81,11 +81,11 @@ def test_per_image_terms_match_their_golden_values():
 
 @pytest.mark.parametrize("alpha, beta, temperature", sorted(GOLDEN_DKD))
 def test_dkd_loss_matches_its_golden_value_and_weights_the_two_terms(alpha, beta, temperature):
-    loss = kd.dkd_loss(STUDENT, TEACHER, LABELS, alpha=alpha, beta=beta, temperature=temperature)
+    loss = kd.losses.dkd_loss(STUDENT, TEACHER, LABELS, alpha=alpha, beta=beta, temperature=temperature)
     assert loss.item() == pytest.approx(GOLDEN_DKD[alpha, beta, temperature], rel=1e-5)
     tckd, nckd = kd.decoupled_kd_terms(STUDENT, TEACHER, LABELS, temperature)
-    assert kd.dkd_loss(STUDENT, TEACHER, LABELS, 1.0, 0.0, temperature).item() == pytest.approx(tckd.item(), rel=1e-6)
-    assert kd.dkd_loss(STUDENT, TEACHER, LABELS, 0.0, 1.0, temperature).item() == pytest.approx(nckd.item(), rel=1e-6)
+    assert kd.losses.dkd_loss(STUDENT, TEACHER, LABELS, 1.0, 0.0, temperature).item() == pytest.approx(tckd.item(), rel=1e-6)
+    assert kd.losses.dkd_loss(STUDENT, TEACHER, LABELS, 0.0, 1.0, temperature).item() == pytest.approx(nckd.item(), rel=1e-6)
 
 
 def test_each_term_sees_only_its_own_part_of_the_distribution():
@@ -129,14 +129,14 @@ def test_extreme_logits_give_finite_exact_terms_and_gradients():
     tckd, nckd = kd.decoupled_kd_terms(student, teacher, labels, 1.0)
     # the teacher is sure of class 1, the student gives it e^-1e4; the non-target rankings are opposite
     assert tckd.item() == pytest.approx(1e4, rel=1e-6) and nckd.item() == pytest.approx(2e4, rel=1e-6)
-    kd.dkd_loss(student, teacher, labels).backward()
+    kd.losses.dkd_loss(student, teacher, labels).backward()
     assert torch.isfinite(student.grad).all()
 
 
 def test_the_teacher_gets_no_gradient():
     student = STUDENT.clone().requires_grad_()
     teacher = TEACHER.clone().requires_grad_()
-    kd.dkd_loss(student, teacher.detach(), LABELS).backward()
+    kd.losses.dkd_loss(student, teacher.detach(), LABELS).backward()
     assert student.grad is not None and teacher.grad is None
 
 
@@ -158,7 +158,7 @@ def test_bad_input_is_refused_with_the_argument_named(change, error, message):
                  "temperature": 4.0}
     arguments.update(change)
     with pytest.raises(error, match=message):
-        kd.dkd_loss(**arguments)
+        kd.losses.dkd_loss(**arguments)
 
 
 def test_decoupled_kd_terms_refuses_an_unknown_reduction_and_a_single_class():
@@ -176,7 +176,7 @@ def test_ensemble_logits_equal_the_ensemble_models_output_and_average_probabilit
         members.append(kd.StudentMLP(hidden=16).eval())
     member_logits = [member(images).detach() for member in members]
     combined = kd.ensemble_logits(member_logits)
-    assert torch.allclose(combined, kd.Ensemble(members)(images).detach(), atol=1e-6)
+    assert torch.allclose(combined, kd.models.Ensemble(members)(images).detach(), atol=1e-6)
     mean_probabilities = torch.stack([logits.softmax(-1) for logits in member_logits]).mean(0)
     assert torch.allclose(combined.softmax(-1), mean_probabilities, atol=1e-6)
     assert torch.allclose(combined.exp().sum(-1), torch.ones(8), atol=1e-5)  # already log-probabilities

@@ -74,8 +74,8 @@ def test_unlabelled_images_add_nothing_to_the_hard_term():
     torch.manual_seed(2)
     logits = torch.randn(4, 10)
     labels = torch.tensor([3, kd.IGNORE_LABEL, 5, kd.IGNORE_LABEL])
-    assert torch.allclose(kd.hard_loss(logits, labels), F.cross_entropy(logits[[0, 2]], labels[[0, 2]]))
-    assert kd.hard_loss(logits, torch.full((4,), kd.IGNORE_LABEL)).item() == 0.0
+    assert torch.allclose(kd.losses.hard_loss(logits, labels), F.cross_entropy(logits[[0, 2]], labels[[0, 2]]))
+    assert kd.losses.hard_loss(logits, torch.full((4,), kd.IGNORE_LABEL)).item() == 0.0
 
 
 # ----------------------------------------------------------------------------- feature losses

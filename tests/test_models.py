@@ -33,7 +33,7 @@ def test_models_have_named_stages_that_can_be_tapped():
 
 
 def test_build_model_rebuilds_from_name_and_config():
-    model = kd.build_model("StudentCNN", **kd.StudentCNN(width=4).config)
+    model = kd.models.build_model("StudentCNN", **kd.StudentCNN(width=4).config)
     assert isinstance(model, kd.StudentCNN) and model.config["width"] == 4
     with pytest.raises(ValueError, match="known: TeacherCNN"):
-        kd.build_model("ResNet")
+        kd.models.build_model("ResNet")

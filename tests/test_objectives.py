@@ -92,8 +92,8 @@ def test_soft_loss_gives_each_member_the_soft_loss_at_its_own_temperature():
     generator = torch.Generator().manual_seed(0)
     student, teacher = (3 * torch.randn(3, 8, 10, generator=generator) for _ in range(2))
     temperatures = torch.tensor([1.0, 2.0, 5.0])
-    each = kd.soft_loss(kd.log_soft_targets(student, temperatures[:, None, None]),
-                        kd.log_soft_targets(teacher, temperatures[:, None, None]), temperatures)
+    each = kd.losses.soft_loss(kd.losses.log_soft_targets(student, temperatures[:, None, None]),
+                        kd.losses.log_soft_targets(teacher, temperatures[:, None, None]), temperatures)
     assert each.shape == (3,)
     for member, temperature in enumerate(temperatures.tolist()):
         assert each[member].item() == pytest.approx(kd.kd_loss(student[member], teacher[member], temperature).item(), rel=1e-6)
@@ -123,7 +123,7 @@ def test_every_soft_term_is_computed_by_soft_loss(small, monkeypatch):
     for path, run in paths.items():
         calls.clear()
         run()
-        assert calls, f"{path} computed its soft term without kd.soft_loss"
+        assert calls, f"{path} computed its soft term without kd.losses.soft_loss"
 
 
 def test_history_keeps_each_loss_term_per_epoch_and_they_add_up_to_the_total(small):
@@ -147,10 +147,10 @@ def test_history_keeps_each_loss_term_per_epoch_and_they_add_up_to_the_total(sma
 def test_plot_history_draws_one_line_per_term_when_asked(small):
     x, y, _, cached = small
     history = _train(_mlp(), x, y, teacher_logits=cached)
-    figure = kd.plot_history(history, terms=True)
+    figure = kd.plots.plot_history(history, terms=True)
     labels = [line.get_label() for line in figure.axes[0].get_lines()]
     assert labels == ["StudentMLP (total)", "StudentMLP: hard", "StudentMLP: soft"]
-    assert len(kd.plot_history(history).axes[0].get_lines()) == 1
+    assert len(kd.plots.plot_history(history).axes[0].get_lines()) == 1
 
 
 def test_optimizer_and_schedule_can_be_chosen(small):
@@ -190,7 +190,7 @@ def test_an_objective_can_be_a_plain_function(small):
 def test_train_refuses_an_objective_together_with_the_keywords_it_replaces(small):
     x, y, teacher, cached = small
     with pytest.raises(ValueError, match="to the kd.Objective"):
-        _train(_mlp(), x, y, objective=kd.SCRATCH, temperature=2.0)
+        _train(_mlp(), x, y, objective=kd.losses.SCRATCH, temperature=2.0)
     with pytest.raises(ValueError, match="live teacher= or cached teacher_logits="):
         _train(_mlp(), x, y, objective=kd.Objective(alpha=0.5, temperature=2.0))
     with pytest.raises(ValueError, match="live teacher"):
@@ -234,7 +234,7 @@ def test_atomic_write_replaces_the_file_whole_or_not_at_all(tmp_path):
 # ----------------------------------------------------------------------------- issue 19: one Objective, one loss, two engines
 
 METHODS = {
-    "scratch": kd.SCRATCH,
+    "scratch": kd.losses.SCRATCH,
     "KD": kd.Objective(alpha=0.7, temperature=3.0),
     "soft targets alone": kd.Objective(alpha=1.0, temperature=4.0),
     "label smoothing": kd.Objective(smoothing=0.1),
@@ -281,7 +281,7 @@ def test_objective_loss_is_the_course_formula_written_differently():
         t, a, eps = objective.temperature, objective.alpha, objective.smoothing
         hard = F.cross_entropy(student, labels, label_smoothing=eps)
         if objective.decoupled:
-            soft = kd.dkd_loss(student, teacher, labels, objective.tckd_weight, objective.nckd_weight, t)
+            soft = kd.losses.dkd_loss(student, teacher, labels, objective.tckd_weight, objective.nckd_weight, t)
         else:
             soft = t * t * F.kl_div(F.log_softmax(student / t, 1), F.softmax(teacher / t, 1), reduction="batchmean")
         expected = hard if a == 0 else (1 - a) * hard + a * soft

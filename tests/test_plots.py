@@ -14,14 +14,14 @@ import kd_utils as kd
 
 def test_a_centred_heat_map_has_a_colour_scale_symmetric_around_the_centre():
     gains = torch.tensor([[-0.28, -0.08], [-0.24, -1.12]])
-    figure = kd.plot_heatmap(gains, ["T=1", "T=2"], ["α=0.5", "α=0.9"], "gain", "α", "T", cmap="RdBu", center=0.0)
+    figure = kd.plots.plot_heatmap(gains, ["T=1", "T=2"], ["α=0.5", "α=0.9"], "gain", "α", "T", cmap="RdBu", center=0.0)
     low, high = figure.axes[0].get_images()[0].get_clim()
     assert low == pytest.approx(-1.12) and high == pytest.approx(1.12)  # all losses land on the "loss" side
     plt.close(figure)
 
 
 def test_heat_map_annotations_are_white_on_dark_cells_and_black_on_light_ones():
-    figure = kd.plot_heatmap(torch.tensor([[0.0, 1.0]]), ["row"], ["a", "b"], "t", "x", "y", cmap="Blues")
+    figure = kd.plots.plot_heatmap(torch.tensor([[0.0, 1.0]]), ["row"], ["a", "b"], "t", "x", "y", cmap="Blues")
     colours = [text.get_color() for text in figure.axes[0].texts]
     assert colours == ["black", "white"]
     plt.close(figure)
@@ -56,7 +56,7 @@ def box_distance(box, point) -> float:
 @pytest.mark.parametrize("logx", [True, False])
 def test_each_scatter_label_is_nearer_its_own_point_than_any_other_point(logx):
     points = scorecard_points()
-    figure = kd.plot_scatter(points, "x", "y", "latency", "accuracy", "t", logx=logx)
+    figure = kd.plots.plot_scatter(points, "x", "y", "latency", "accuracy", "t", logx=logx)
     boxes = drawn_labels(figure)
     axis = figure.axes[0]
     pixels = {p["name"]: axis.transData.transform((p["x"], p["y"])) for p in points}
@@ -69,7 +69,7 @@ def test_each_scatter_label_is_nearer_its_own_point_than_any_other_point(logx):
 
 
 def test_scatter_labels_do_not_overlap_each_other_or_cover_a_point():
-    figure = kd.plot_scatter(scorecard_points(), "x", "y", "latency", "accuracy", "t", logx=True)
+    figure = kd.plots.plot_scatter(scorecard_points(), "x", "y", "latency", "accuracy", "t", logx=True)
     boxes = list(drawn_labels(figure).values())
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
     axis = figure.axes[0]
@@ -81,13 +81,13 @@ def test_scatter_labels_do_not_overlap_each_other_or_cover_a_point():
 
 def test_scatter_points_on_top_of_each_other_share_one_label():
     points = [{"name": "a", "x": 400, "y": 89.27}, {"name": "b", "x": 400, "y": 89.26}, {"name": "c", "x": 1000, "y": 92}]
-    figure = kd.plot_scatter(points, "x", "y", "size", "accuracy", "t", logx=True)
+    figure = kd.plots.plot_scatter(points, "x", "y", "size", "accuracy", "t", logx=True)
     assert sorted(drawn_labels(figure)) == ["a, b", "c"]  # the higher point first
     plt.close(figure)
 
 
 def test_scatter_colours_mean_a_group_named_in_a_legend_beside_the_data():
-    figure = kd.plot_scatter(scorecard_points(), "x", "y", "latency", "accuracy", "t", logx=True,
+    figure = kd.plots.plot_scatter(scorecard_points(), "x", "y", "latency", "accuracy", "t", logx=True,
                              colors={"teacher": kd.plots.COLORS["teacher"]})
     axis = figure.axes[0]
     legend = axis.get_legend()
@@ -101,7 +101,7 @@ def test_scatter_colours_mean_a_group_named_in_a_legend_beside_the_data():
 
 
 def test_scatter_without_groups_draws_one_colour_and_no_legend():
-    figure = kd.plot_scatter(scorecard_points(groups=False), "x", "y", "latency", "accuracy", "t")
+    figure = kd.plots.plot_scatter(scorecard_points(groups=False), "x", "y", "latency", "accuracy", "t")
     axis = figure.axes[0]
     assert axis.get_legend() is None
     assert len({tuple(colour) for collection in axis.collections for colour in collection.get_facecolor()}) == 1
@@ -112,13 +112,13 @@ def test_scatter_refuses_points_of_which_only_some_have_a_group():
     points = scorecard_points()
     del points[0]["group"]
     with pytest.raises(ValueError, match="group"):
-        kd.plot_scatter(points, "x", "y", "latency", "accuracy", "t")
+        kd.plots.plot_scatter(points, "x", "y", "latency", "accuracy", "t")
 
 
 @pytest.mark.parametrize("low, high", [(150, 420), (37, 502), (41, 1088), (5_506, 550_600), (2, 3_000_000)])
 def test_log_axis_tick_labels_are_plain_numbers_that_do_not_overlap(low, high):
     points = [{"name": f"p{i}", "x": x, "y": float(i)} for i, x in enumerate(np.geomspace(low, high, 5))]
-    figure = kd.plot_scatter(points, "x", "y", "images (log scale)", "y", "t", logx=True)
+    figure = kd.plots.plot_scatter(points, "x", "y", "images (log scale)", "y", "t", logx=True)
     figure.canvas.draw()
     renderer = figure.canvas.get_renderer()
     labels = [label for label in figure.axes[0].xaxis.get_ticklabels() if label.get_visible() and label.get_text()]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 import torch
 
 import kd_utils as kd
-from kd_utils import students
+from kd_utils import recipes
 
 SEARCH = kd.PROJECT_ROOT / "experiments" / "results" / "full_label_search.csv"
 
@@ -24,21 +25,21 @@ def test_the_mlp_recipes_hold_the_regime_the_search_chose_on_validation():
     best = max(rows, key=lambda r: float(r["val_mean"]))  # the most accurate distilled student on validation
     recipe = kd.STUDENT_RECIPES["mlp_kd"]
     assert (int(best["width"]), int(best["epochs"]), int(best["batch_size"]), best["teacher"]) == (
-        recipe["config"]["hidden"], recipe["epochs"], recipe["batch_size"], recipe["teacher"])
-    assert best["objective"] == kd.Objective(**{"alpha": recipe["distill"]["alpha"],
-                                                "temperature": recipe["distill"]["temperature"]}).describe()
-    assert kd.ENSEMBLE_SEEDS == tuple(range(5 if best["teacher"] == "ensemble5" else 3))
+        recipe.width, recipe.epochs, recipe.batch_size, recipe.teacher)
+    assert best["objective"] == recipe.objective.describe()
+    assert recipe.objective == recipes.CHOSEN_KD
+    assert kd.recipes.ENSEMBLE_SEEDS == tuple(range(5 if best["teacher"] == "ensemble5" else 3))
 
 
 def test_label_smoothing_epsilon_is_the_one_chosen_on_validation():
     recipe = kd.STUDENT_RECIPES["mlp_ls"]
     regime = kd.STUDENT_RECIPES["mlp_kd"]
     rows = [r for r in _search_rows() if r["group"] == "controls" and r["objective"].startswith("LS")
-            and int(r["width"]) == regime["config"]["hidden"] and r["teacher"] == regime["teacher"]]
+            and int(r["width"]) == regime.width and r["teacher"] == regime.teacher]
     assert rows, "the search has no label-smoothing rows for the chosen regime"
     best = max(rows, key=lambda r: float(r["val_mean"]))
-    assert best["objective"] == kd.Objective(smoothing=recipe["smoothing"]).describe()
-    assert {k: v for k, v in recipe.items() if k != "smoothing"} == {**regime, "distill": None}
+    assert best["objective"] == recipe.objective.describe() and recipe.objective.smoothing > 0
+    assert replace(recipe, objective=kd.losses.SCRATCH) == replace(regime, objective=kd.losses.SCRATCH)
 
 
 def test_the_feature_recipes_hold_what_notebook_04s_full_run_chose_on_validation():
@@ -49,10 +50,10 @@ def test_the_feature_recipes_hold_what_notebook_04s_full_run_chose_on_validation
     printed = "".join("".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", []))
     line = next(line for line in printed.splitlines() if line.startswith("chosen on validation: {"))
     chosen = {method: float(weight) for method, weight in ast.literal_eval(line.split(": ", 1)[1]).items()}
-    held = {method: kd.STUDENT_RECIPES[f"cnn_{method}"]["feature"]["weight"] for method in chosen}
+    held = {method: kd.STUDENT_RECIPES[f"cnn_{method}"].feature.weight for method in chosen}
     assert held == chosen, "kd.STUDENT_RECIPES' feature weights differ from notebook 04's committed choice"
     for method in chosen:  # T and α are notebook 03's, read from its recipe, never copied
-        assert kd.STUDENT_RECIPES[f"cnn_{method}"]["distill"] == kd.STUDENT_RECIPES["mlp_kd"]["distill"]
+        assert kd.STUDENT_RECIPES[f"cnn_{method}"].objective == kd.STUDENT_RECIPES["mlp_kd"].objective
 
 
 def test_a_student_trained_alone_equals_the_same_member_of_a_larger_cohort(data):
@@ -60,7 +61,7 @@ def test_a_student_trained_alone_equals_the_same_member_of_a_larger_cohort(data)
     teacher_logits = torch.randn(len(x), 10)
     objective = kd.Objective(alpha=0.5, temperature=2.0)
     big = kd.MLPCohort(32, [0, 1, 0])
-    kd.train_cohort(big, x, y, [kd.SCRATCH, kd.SCRATCH, objective], teacher_logits=teacher_logits, epochs=2,
+    kd.train_cohort(big, x, y, [kd.losses.SCRATCH, kd.losses.SCRATCH, objective], teacher_logits=teacher_logits, epochs=2,
                     progress=False)
     alone = kd.MLPCohort(32, [0])
     kd.train_cohort(alone, x, y, [objective], teacher_logits=teacher_logits, epochs=2, progress=False)
@@ -68,18 +69,38 @@ def test_a_student_trained_alone_equals_the_same_member_of_a_larger_cohort(data)
 
 
 def test_a_checkpoint_from_another_recipe_is_retrained_not_mixed(data, monkeypatch, capsys):
-    tiny = {"architecture": "StudentMLP", "config": {"hidden": 8}, "epochs": 1, "batch_size": 256, "distill": None}
-    monkeypatch.setitem(students.STUDENT_RECIPES, "tiny", tiny)
+    tiny = recipes.StudentRecipe("StudentMLP", 8, epochs=1, batch_size=256)
+    monkeypatch.setitem(recipes.STUDENT_RECIPES, "tiny", tiny)
     model, _ = kd.load_or_train_student("tiny", data, verbose=False)
-    monkeypatch.setitem(students.STUDENT_RECIPES, "tiny", {**tiny, "smoothing": 0.1})
+    monkeypatch.setitem(recipes.STUDENT_RECIPES, "tiny", replace(tiny, objective=kd.Objective(smoothing=0.1)))
     kd.load_or_train_student("tiny", data)
     assert "another recipe" in capsys.readouterr().out
 
 
-def test_an_unknown_teacher_in_a_recipe_is_refused(data, monkeypatch):
-    monkeypatch.setitem(students.STUDENT_RECIPES, "odd", {**kd.STUDENT_RECIPES["mlp_kd"], "teacher": "oracle"})
-    with pytest.raises(ValueError, match="unknown teacher 'oracle'"):
-        kd.train_student("odd", data)
+@pytest.mark.parametrize("field, value, message", [
+    ("teacher", "oracle", "StudentRecipe.teacher must be one of"),
+    ("architecture", "ResNet", "StudentRecipe.architecture must be"),
+    ("feature", recipes.FeatureRecipe("hint", 1.0), "needs architecture='StudentCNN'"),
+])
+def test_a_recipe_naming_an_unknown_model_or_teacher_is_refused_naming_the_field(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        replace(kd.STUDENT_RECIPES["mlp_kd"], **{field: value})
+    with pytest.raises(ValueError, match="FeatureRecipe.kind must be one of"):
+        recipes.FeatureRecipe("gram", 1.0)
+
+
+def test_the_default_temperature_and_alpha_are_written_once():
+    import inspect
+    for function in (kd.kd_loss, kd.distillation_loss, kd.train_fitnets, kd.losses.decoupled_kd_terms):
+        parameters = inspect.signature(function).parameters
+        assert parameters["temperature"].default == kd.losses.TEMPERATURE, function.__name__
+        if "alpha" in parameters and function is not kd.losses.decoupled_kd_terms:
+            assert parameters["alpha"].default == kd.losses.ALPHA, function.__name__
+
+
+def test_every_distilled_recipe_uses_notebook_03s_chosen_t_and_alpha():
+    for name, recipe in kd.STUDENT_RECIPES.items():
+        assert recipe.objective in (kd.losses.SCRATCH, recipes.CHOSEN_KD) or recipe.objective.smoothing > 0, name
 
 
 def test_a_missing_ensemble_member_names_how_to_get_it_back(data, monkeypatch, tmp_path):

@@ -16,8 +16,8 @@ matplotlib.use("Agg")
 
 def test_the_standard_deviation_is_the_sample_one_everywhere():
     values = [89.1, 89.3, 89.0, 89.6, 89.2]
-    assert kd.sample_std(values) == pytest.approx(statistics.stdev(values))
-    assert kd.sample_std(values) > statistics.pstdev(values)
+    assert kd.stats.sample_std(values) == pytest.approx(statistics.stdev(values))
+    assert kd.stats.sample_std(values) > statistics.pstdev(values)
     assert kd.mean_std(values) == pytest.approx((statistics.mean(values), statistics.stdev(values)))
 
 
@@ -99,7 +99,7 @@ def test_train_methods_trains_every_method_of_a_seed_on_the_same_subset(data):
 def test_plot_comparisons_writes_each_verdict_on_the_row_of_its_own_comparison():
     comparisons = {"big": kd.compare([3.0, 3.2, 2.9], [0, 0, 0]), "none": kd.compare([0.2, -0.3, 0.1], [0, 0, 0]),
                    "loss": kd.compare([-2.0, -2.2, -1.9], [0, 0, 0])}
-    figure = kd.plot_comparisons(comparisons, title="t")
+    figure = kd.plots.plot_comparisons(comparisons, title="t")
     axis = figure.axes[0]
     ticks = {label.get_text(): y for label, y in zip(axis.get_yticklabels(), axis.get_yticks())}
     for name, comparison in comparisons.items():

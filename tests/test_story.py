@@ -74,7 +74,7 @@ def test_notebook_07_ships_what_the_rule_picks():
 
 NOTEBOOK_PATHS = sorted(NOTEBOOKS.glob("*.ipynb"))
 # The yardstick: kd.compare (paired differences, 95 % interval, verdict) and the sample standard deviation
-# it is built on (kd.mean_std, kd.sample_std). 03 binds `mean_std = kd.mean_std`, which this also finds.
+# it is built on (kd.mean_std, kd.stats.sample_std). 03 binds `mean_std = kd.mean_std`, which this also finds.
 YARDSTICK_CALL = re.compile(r"\bkd\.(?:stats\.)?(compare|mean_std|sample_std)\b")
 
 
@@ -99,7 +99,7 @@ def test_a_notebook_that_shows_plus_minus_computes_it_with_the_yardstick(path):
         return
     code = "\n".join("".join(cell["source"]) for cell in notebook["cells"] if cell["cell_type"] == "code")
     assert YARDSTICK_CALL.search(code), (
-        f"{path.name} shows '±' but its code never calls kd.compare, kd.mean_std or kd.sample_std: compute the "
+        f"{path.name} shows '±' but its code never calls kd.compare, kd.mean_std or kd.stats.sample_std: compute the "
         "spread with the course's yardstick (sample std, paired differences) instead of by hand")
 
 
@@ -114,8 +114,8 @@ def test_the_search_tables_the_notebooks_quote_with_plus_minus_hold_sample_stand
         rows = [row for row in csv.DictReader(file) if len(row[gains].split()) >= 2]
     assert rows
     # the per-seed gains are stored to 2 decimals, so their std can differ from the stored one by about 0.01
-    wrong = [(row[spread], f"{kd.sample_std([float(g) for g in row[gains].split()]):.2f}") for row in rows
-             if abs(float(row[spread]) - kd.sample_std([float(g) for g in row[gains].split()])) > 0.011]
+    wrong = [(row[spread], f"{kd.stats.sample_std([float(g) for g in row[gains].split()]):.2f}") for row in rows
+             if abs(float(row[spread]) - kd.stats.sample_std([float(g) for g in row[gains].split()])) > 0.011]
     assert not wrong, f"{len(wrong)} of {len(rows)} rows of {table}: stored std against the sample std {wrong[:3]}"
 
 

@@ -52,13 +52,13 @@ def test_dividing_logits_by_a_fitted_temperature_keeps_every_prediction():
 
 def test_temperature_figures_have_one_panel_per_temperature_or_table():
     logits = torch.tensor([2.0, -1.0, 0.5, 0.0, 1.0, -2.0, 3.0, -3.0, 0.0, -2.5])
-    figure = kd.plot_soft_targets(logits, [1, 4, 20], true_class=6)
+    figure = kd.plots.plot_soft_targets(logits, [1, 4, 20], true_class=6)
     assert [axis.get_title() for axis in figure.axes] == ["T = 1", "T = 4", "T = 20"]
     probabilities = kd.soft_targets(logits.repeat(4, 1), 1.0)
     labels = torch.tensor([6, 6, 0, 2])
     tables = {"before": kd.reliability(probabilities, labels), "after": kd.reliability(probabilities, labels)}
     eces = {name: kd.expected_calibration_error(probabilities, labels) for name in tables}
-    assert len(kd.plot_reliability(tables, eces).axes) == 2
-    heatmap = kd.plot_heatmap(torch.eye(3), ["a", "b", "c"], ["a", "b", "c"], "t", "x", "y")
+    assert len(kd.plots.plot_reliability(tables, eces).axes) == 2
+    heatmap = kd.plots.plot_heatmap(torch.eye(3), ["a", "b", "c"], ["a", "b", "c"], "t", "x", "y")
     assert heatmap.axes[0].get_title() == "t"
     plt.close("all")

@@ -124,11 +124,11 @@ def test_train_teacher_returns_metadata_with_the_test_accuracy(data, monkeypatch
 @pytest.mark.parametrize("name", sorted(kd.STUDENT_RECIPES))
 def test_every_scorecard_student_can_be_retrained_from_its_recipe(data, monkeypatch, name):
     monkeypatch.setenv("KD_SMOKE", "1")
-    small = kd.FashionMNISTData(data.train_x[:300], data.train_y[:300], data.val_x[:100], data.val_y[:100],
+    small = kd.data.FashionMNISTData(data.train_x[:300], data.train_y[:300], data.val_x[:100], data.val_y[:100],
                                 data.test_x[:100], data.test_y[:100], smoke=True)
     teacher = kd.TeacherCNN().eval()
-    model, metadata = kd.train_student(name, small, teacher)
-    assert type(model).__name__ == kd.STUDENT_RECIPES[name]["architecture"]
+    model, metadata = kd.recipes.train_student(name, small, teacher)
+    assert type(model).__name__ == kd.STUDENT_RECIPES[name].architecture
     assert 0 <= metadata["test_accuracy"] <= 1
 
 
@@ -181,7 +181,7 @@ def test_plain_training_steps_loss_is_the_cross_entropy_of_the_labelled_images()
     labelled = labels != kd.IGNORE_LABEL
     expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled])
     assert torch.allclose(kd.losses.distillation_terms(logits, None, labels, 4.0, 0.5)[0], expected)
-    assert torch.allclose(kd.hard_loss(logits, labels), expected)
+    assert torch.allclose(kd.losses.hard_loss(logits, labels), expected)
     nobody = torch.full((8,), kd.IGNORE_LABEL)
     assert kd.losses.distillation_terms(logits, None, nobody, 4.0, 0.5)[0].item() == 0.0
 
