@@ -221,6 +221,12 @@ class StudentRecipe:
             raise ValueError(f"StudentRecipe.architecture must be 'StudentMLP' or 'StudentCNN', got {self.architecture!r}")
         if self.teacher not in TEACHERS:
             raise ValueError(f"StudentRecipe.teacher must be one of {TEACHERS}, got {self.teacher!r}")
+        for name in ("width", "epochs", "batch_size", "train_images"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"StudentRecipe.{name} must be a whole number >= 1, got {value!r}")
+        if not isinstance(self.objective, Objective):
+            raise TypeError(f"StudentRecipe.objective must be a kd.Objective, got {type(self.objective).__name__}")
         if self.feature is not None and self.architecture != "StudentCNN":
             raise ValueError("StudentRecipe.feature joins named conv stages: it needs architecture='StudentCNN'")
 

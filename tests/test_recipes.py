@@ -81,12 +81,17 @@ def test_a_checkpoint_from_another_recipe_is_retrained_not_mixed(data, monkeypat
     ("teacher", "oracle", "StudentRecipe.teacher must be one of"),
     ("architecture", "ResNet", "StudentRecipe.architecture must be"),
     ("feature", recipes.FeatureRecipe("hint", 1.0), "needs architecture='StudentCNN'"),
+    ("width", 0, "StudentRecipe.width must be a whole number"),
+    ("epochs", 2.5, "StudentRecipe.epochs must be a whole number"),
+    ("train_images", -5, "StudentRecipe.train_images must be a whole number"),
 ])
 def test_a_recipe_naming_an_unknown_model_or_teacher_is_refused_naming_the_field(field, value, message):
     with pytest.raises(ValueError, match=message):
         replace(kd.STUDENT_RECIPES["mlp_kd"], **{field: value})
     with pytest.raises(ValueError, match="FeatureRecipe.kind must be one of"):
         recipes.FeatureRecipe("gram", 1.0)
+    with pytest.raises(TypeError, match="StudentRecipe.objective must be a kd.Objective"):
+        replace(kd.STUDENT_RECIPES["mlp_kd"], objective={"alpha": 0.5})
 
 
 def test_the_default_temperature_and_alpha_are_written_once():
