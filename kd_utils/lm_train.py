@@ -21,6 +21,7 @@ are compared on paired runs; the teacher's log-probabilities on those windows ar
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import multiprocessing
@@ -43,12 +44,12 @@ from .lm import (
     char_batches,
     check_compatible,
     distinct_n,
-    generalized_jsd,
     generate,
     nll_nats,
     topk_forward_kl,
     topk_teacher_cache,
 )
+from .losses import Objective, log_soft_targets, objective_loss
 from .recipes import recipe_difference
 
 
@@ -166,22 +167,46 @@ class TeacherCache:
         return topk_teacher_cache(self.log_probs.float(), k)
 
 
+@functools.lru_cache(maxsize=64)
+def course_objective(objective: LMObjective, on_policy: bool) -> Objective:
+    """Return the ``kd.Objective`` of a language-model step: the same terms through the course's one ``objective_loss``.
+
+    TRL weighs the terms apart (``hard_weight·CE + soft_weight·T²·JSD_β``): the soft weight is α and the hard
+    weight its own field. An on-policy step has no text to learn the next character from, so no hard term.
+    """
+    if objective.soft_weight > 1:
+        raise ValueError(f"{objective.name}: soft_weight must be at most 1 (it is the objective's α), got "
+                         f"{objective.soft_weight}")
+    return Objective(alpha=objective.soft_weight, temperature=objective.temperature,
+                     smoothing=objective.label_smoothing, hard_weight=0.0 if on_policy else objective.hard_weight,
+                     jsd_beta=objective.beta if objective.beta > 0 else None)
+
+
 def _sequence_terms(objective: LMObjective, logits: Tensor, targets: Tensor, teacher_log_probs: Tensor | None,
                     topk: tuple[Tensor, Tensor] | None, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-    terms: dict[str, Tensor] = {}
-    if objective.hard_weight > 0 and labels is None:  # on-policy steps (labels given) have no text to learn from
-        terms["hard"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                        label_smoothing=objective.label_smoothing)
+    """The loss of one step: positions are just another batch axis of ``kd.objective_loss`` (masked ones dropped)."""
+    if topk is not None:  # the top-k cache's truncated forward KL (the cache serves forward KL off-policy only)
+        terms = {}
+        if objective.hard_weight > 0:
+            terms["hard"] = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                            label_smoothing=objective.label_smoothing)
+        terms["soft"] = topk_forward_kl(logits, *topk, labels=labels, temperature=objective.temperature, scale=True)
+        weights = {"hard": objective.hard_weight, "soft": objective.soft_weight}
+        return sum(weights[name] * term for name, term in terms.items()), terms
+    vocab = logits.shape[-1]
+    rows, targets = logits.reshape(-1, vocab), targets.reshape(-1)
+    teacher_rows = None
     if objective.soft_weight > 0:
-        if topk is not None:
-            terms["soft"] = topk_forward_kl(logits, *topk, labels=labels, temperature=objective.temperature,
-                                              scale=True)
-        else:
-            # The cache holds log-probabilities at T; dividing by T again would soften twice, so pass T·log p.
-            terms["soft"] = generalized_jsd(logits, teacher_log_probs.float() * objective.temperature, labels=labels,
-                                            beta=objective.beta, temperature=objective.temperature, scale=True)
-    weights = {"hard": objective.hard_weight, "soft": objective.soft_weight}
-    return sum(weights[name] * term for name, term in terms.items()), terms
+        # The cache holds log-probabilities at T; softening them again at T must give them back: pass T·log p.
+        teacher_rows = log_soft_targets(teacher_log_probs.float().reshape(-1, vocab) * objective.temperature,
+                                        objective.temperature)
+    if labels is not None:  # on-policy: learn only where the student wrote
+        keep = labels.reshape(-1) != IGNORE_INDEX
+        if not keep.any():
+            return rows[keep].sum(), {}  # every position masked: a 0 attached to the graph
+        rows, targets = rows[keep], targets[keep]
+        teacher_rows = None if teacher_rows is None else teacher_rows[keep]
+    return objective_loss(rows, targets, course_objective(objective, labels is not None), teacher_rows, all_labelled=True)
 
 
 def teacher_text_windows(teacher: nn.Module, tokens: Tensor, count: int, context: int, prompt: int = 8,

@@ -210,6 +210,8 @@ class Objective:
             weight α; (1, 0) is TCKD alone, (0, 1) NCKD alone. Set both or neither.
         feature_terms: ``kd.FeatureTerm`` losses between named layers of the student and a live teacher
             (``kd.train`` only: the cohort's MLPs have no named stages).
+        hard_weight: the weight of the hard term when it is not 1 − α (TRL's language-model losses weigh the two
+            terms apart: ``hard_weight·CE + α·T²·soft``); not in the cohort, whose members all use 1 − α.
         jsd_beta: the soft term is the generalized JSD at this β instead of KL (TRL's ``beta``: 0 is forward
             KL(teacher ‖ student), 1 reverse KL(student ‖ teacher)); the worked example of a new logit loss.
         feature_weight: weight β of the cohort's hint on an MLP's hidden layer: the mean squared error between the
@@ -227,6 +229,7 @@ class Objective:
     nckd_weight: float | None = None
     feature_terms: tuple[FeatureTerm, ...] = ()
     jsd_beta: float | None = None
+    hard_weight: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("alpha", "temperature", "smoothing", "feature_weight"):
@@ -252,6 +255,9 @@ class Objective:
                     raise ValueError(f"Objective.{name} must be a finite number >= 0, got {value!r}")
             if self.alpha == 0:
                 raise ValueError("a decoupled-KD objective needs alpha > 0 (the weight of its soft term), got alpha = 0")
+        if self.hard_weight is not None and (not isinstance(self.hard_weight, (int, float)) or isinstance(
+                self.hard_weight, bool) or not math.isfinite(self.hard_weight) or self.hard_weight < 0):
+            raise ValueError(f"Objective.hard_weight must be None (1 − α) or a finite number >= 0, got {self.hard_weight!r}")
         if self.jsd_beta is not None:
             if not isinstance(self.jsd_beta, (int, float)) or not 0.0 <= self.jsd_beta <= 1.0:
                 raise ValueError(f"Objective.jsd_beta must be in [0, 1] (0: forward KL, 1: reverse KL), got {self.jsd_beta!r}")
@@ -308,6 +314,10 @@ class StackedObjectives:
     @classmethod
     def of(cls, objectives: Sequence[Objective], device: torch.device | str = "cpu",
            dtype: torch.dtype = torch.float32) -> StackedObjectives:
+        weighted = [o.describe() for o in objectives if o.hard_weight is not None]
+        if weighted:
+            raise ValueError(f"the cohort weighs every member's labels by 1 − α, so it cannot train {weighted[0]!r} with "
+                             "its own hard_weight: train it with kd.train")
         def column(values) -> Tensor:
             return torch.tensor(values, device=device, dtype=torch.bool if isinstance(values[0], bool) else dtype)
         return cls(column([o.alpha for o in objectives]), column([o.temperature for o in objectives]),
@@ -344,7 +354,8 @@ def objective_loss(
     soft = teacher_log_probs is not None and (bool((alpha > 0).any()) if stacked else alpha > 0)
     terms: dict[str, Tensor] = {}
     safe = labels if all_labelled else labels.clamp(min=0)  # a class index in every row; the unlabelled are masked
-    if stacked or not soft or alpha < 1:
+    hard_weight = None if stacked else objective.hard_weight
+    if stacked or (hard_weight > 0 if hard_weight is not None else not soft or alpha < 1):
         log_probs = F.log_softmax(student_logits, dim=-1)
         labelled = None if all_labelled else labels != IGNORE_LABEL
         hard = -log_probs.gather(-1, safe.unsqueeze(-1)).squeeze(-1)  # the negative log-likelihood of each image
@@ -352,8 +363,10 @@ def objective_loss(
             hard = (1 - per_row(smoothing)) * hard - per_row(smoothing) * log_probs.mean(-1)
         terms["hard"] = (hard.mean(-1) if labelled is None
                          else (hard * labelled).sum(-1) / labelled.sum(-1).clamp(min=1))
+    if not terms and not soft:
+        raise ValueError("the objective leaves nothing to learn from: hard_weight is 0 and there is no soft term")
     if not soft:
-        return terms["hard"], terms
+        return (terms["hard"] if hard_weight is None else hard_weight * terms["hard"]), terms
     student_log_probs = log_soft_targets(student_logits, per_row(per_row(temperature)) if stacked else temperature)
     decoupled = objective.decoupled
     if stacked or not (decoupled or objective.jsd_beta is not None):
@@ -367,7 +380,9 @@ def objective_loss(
         kl = torch.where(objective.jsd, jsd, kl) if stacked else jsd
     terms["soft"] = kl * temperature**2
     weighted_soft = alpha * temperature**2 * kl
-    return (weighted_soft if "hard" not in terms else (1 - alpha) * terms["hard"] + weighted_soft), terms
+    if "hard" not in terms:
+        return weighted_soft, terms
+    return (1 - alpha if hard_weight is None else hard_weight) * terms["hard"] + weighted_soft, terms
 
 
 def generalized_jsd_from_log_probs(student_log_probs: Tensor, teacher_log_probs: Tensor, beta: float | Tensor) -> Tensor:
@@ -377,6 +392,9 @@ def generalized_jsd_from_log_probs(student_log_probs: Tensor, teacher_log_probs:
     them, β = 0 is forward KL(teacher ‖ student) and β = 1 reverse KL(student ‖ teacher). `beta` may hold one β
     per leading index (a cohort's members). ``kd.lm.generalized_jsd`` is the same divergence per token.
     """
+    if not isinstance(beta, Tensor) and beta in (0, 1):  # one β: compute only the divergence it names
+        first, second = (student_log_probs, teacher_log_probs) if beta == 0 else (teacher_log_probs, student_log_probs)
+        return soft_loss(first, second, 1.0, scale=False)
     beta = torch.as_tensor(beta, dtype=student_log_probs.dtype, device=student_log_probs.device)
     per_row = beta[..., None, None] if beta.dim() else beta
     mixture = torch.logsumexp(torch.stack([student_log_probs + torch.log1p(-per_row),

@@ -379,3 +379,35 @@ def test_both_engines_train_the_jsd_alike(small):
              objective=objectives[0], teacher_logits=cached)
     assert torch.allclose(kd.predict_logits(cohort.member(0), x), kd.predict_logits(alone, x), atol=1e-4)
     assert not torch.allclose(kd.predict_logits(cohort.member(1), x), kd.predict_logits(alone, x), atol=1e-3)
+
+
+def test_a_language_model_step_is_objective_loss_with_positions_as_the_batch_axis(monkeypatch):
+    """Notebook 08's engine computes every loss but the top-k cache's through kd.objective_loss (issue 21 item 2)."""
+    from kd_utils import lm_train
+    calls = []
+    real = lm_train.objective_loss
+    monkeypatch.setattr(lm_train, "objective_loss", lambda *args, **kwargs: calls.append(args[0].shape) or real(*args, **kwargs))
+    generator = torch.Generator().manual_seed(4)
+    logits = torch.randn(3, 5, 11, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 11, (3, 5), generator=generator)
+    teacher = torch.log_softmax(torch.randn(3, 5, 11, generator=generator), -1)
+    objective = lm_train.LMObjective("forward KL + CE", hard_weight=0.5, soft_weight=1.0)
+    total, terms = lm_train._sequence_terms(objective, logits, targets, teacher, None, None)
+    assert calls == [(15, 11)] and set(terms) == {"hard", "soft"}
+    ce = torch.nn.functional.cross_entropy(logits.reshape(-1, 11), targets.reshape(-1))
+    kl = torch.nn.functional.kl_div(torch.log_softmax(logits.reshape(-1, 11), -1), teacher.reshape(-1, 11),
+                                    log_target=True, reduction="batchmean")
+    assert total.item() == pytest.approx((0.5 * ce + kl).item(), rel=1e-6)
+    with pytest.raises(ValueError, match="soft_weight must be at most 1"):
+        lm_train._sequence_terms(lm_train.LMObjective("too soft", soft_weight=2.0), logits, targets, teacher, None, None)
+
+
+def test_a_hard_weight_of_its_own_trains_in_kd_train_and_is_refused_by_the_cohort(small):
+    x, y, _, cached = small
+    objective = kd.Objective(alpha=1.0, temperature=2.0, hard_weight=0.5)
+    history = _train(_mlp(), x, y, objective=objective, teacher_logits=cached)
+    assert history.final["loss"] == pytest.approx(0.5 * history.terms["hard"][0] + history.terms["soft"][0], rel=1e-5)
+    with pytest.raises(ValueError, match="cannot train .* with its own hard_weight"):
+        kd.train_cohort(kd.MLPCohort(8, [0]), x, y, [objective], teacher_logits=cached, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="hard_weight must be None"):
+        kd.Objective(hard_weight=-1.0)
