@@ -73,6 +73,9 @@ class LMObjective:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{self.name}: {name} must be a finite number >= 0, got {value!r}")
+        if self.soft_weight > 1:
+            raise ValueError(f"{self.name}: soft_weight must be at most 1 (it is the objective's α in kd.objective_loss), "
+                             f"got {self.soft_weight!r}")
         if self.hard_weight == 0 and self.soft_weight == 0:
             raise ValueError(f"{self.name}: hard_weight and soft_weight are both 0, so nothing is learned")
         for name in ("beta", "lmbda"):
@@ -174,9 +177,6 @@ def course_objective(objective: LMObjective, on_policy: bool) -> Objective:
     TRL weighs the terms apart (``hard_weight·CE + soft_weight·T²·JSD_β``): the soft weight is α and the hard
     weight its own field. An on-policy step has no text to learn the next character from, so no hard term.
     """
-    if objective.soft_weight > 1:
-        raise ValueError(f"{objective.name}: soft_weight must be at most 1 (it is the objective's α), got "
-                         f"{objective.soft_weight}")
     return Objective(alpha=objective.soft_weight, temperature=objective.temperature,
                      smoothing=objective.label_smoothing, hard_weight=0.0 if on_policy else objective.hard_weight,
                      jsd_beta=objective.beta if objective.beta > 0 else None)
