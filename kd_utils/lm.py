@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import config
-from .losses import check_temperature, log_soft_targets, soft_loss, upcast_half
+from .losses import check_temperature, generalized_jsd_from_log_probs, log_soft_targets, soft_loss, upcast_half
 
 IGNORE_INDEX = -100  # TRL / F.cross_entropy: a position labelled -100 adds nothing to a sequence loss
 
@@ -613,15 +613,9 @@ def generalized_jsd(student_logits: Tensor, teacher_logits: Tensor, labels: Tens
         return forward_kl(student_logits, teacher_logits, temperature, labels, scale)
     if beta == 1:
         return reverse_kl(student_logits, teacher_logits, temperature, labels, scale)
-
-    def jsd(student_log_probs: Tensor, teacher_log_probs: Tensor) -> Tensor:
-        mixture_log_probs = torch.logsumexp(
-            torch.stack([student_log_probs + math.log1p(-beta), teacher_log_probs + math.log(beta)]), dim=0)
-        kl_teacher = soft_loss(mixture_log_probs, teacher_log_probs, temperature, scale)  # KL(p_t ‖ m)
-        kl_student = soft_loss(mixture_log_probs, student_log_probs, temperature, scale)  # KL(p_s ‖ m)
-        return beta * kl_teacher + (1 - beta) * kl_student
-
-    return _sequence_loss(student_logits, teacher_logits, labels, temperature, jsd)
+    factor = temperature**2 if scale else 1.0  # the course's one JSD (kd_utils.losses), per unmasked position
+    return _sequence_loss(student_logits, teacher_logits, labels, temperature,
+                          lambda student, teacher: generalized_jsd_from_log_probs(student, teacher, beta) * factor)
 
 
 # ----------------------------------------------------------------------------- top-k teacher cache

@@ -162,7 +162,7 @@ def hard_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Return cross-entropy with the labels, ignoring labels of -1 (0 when none is labelled)."""
     _check_logits(logits)
     check_labels(labels, logits.shape[1], rows=len(logits))
-    return distillation_terms(logits, None, labels, 1.0, 0.0)[0]
+    return objective_loss(logits, labels, SCRATCH)[0]
 
 
 # ----------------------------------------------------------------------------- the one objective and its loss
@@ -401,6 +401,8 @@ def generalized_jsd_from_log_probs(student_log_probs: Tensor, teacher_log_probs:
                                            teacher_log_probs + torch.log(per_row)]), dim=0)
     mixed = (beta * soft_loss(mixture, teacher_log_probs, 1.0, scale=False)
              + (1 - beta) * soft_loss(mixture, student_log_probs, 1.0, scale=False))
+    if not per_row.dim():  # one β strictly between 0 and 1
+        return mixed
     forward = soft_loss(student_log_probs, teacher_log_probs, 1.0, scale=False)  # KL(teacher ‖ student)
     reverse = soft_loss(teacher_log_probs, student_log_probs, 1.0, scale=False)  # KL(student ‖ teacher)
     return torch.where(beta == 0, forward, torch.where(beta == 1, reverse, mixed))

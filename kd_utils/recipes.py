@@ -306,9 +306,10 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
         elif teacher is None:
             raise ValueError(f"student {name!r} is distilled from notebook 01's teacher: pass the teacher")
     objective, feature = recipe.objective, recipe.feature
+    # cached once (the images are not augmented); a feature term needs the live teacher instead
+    teacher_logits = predict_logits(teacher, train_x) if objective.needs_teacher and feature is None else None
     if recipe.architecture == "StudentMLP":
         cohort = MLPCohort(recipe.width, [seed])
-        teacher_logits = predict_logits(teacher, train_x) if objective.needs_teacher else None
         train_cohort(cohort, train_x, train_y, [objective], teacher_logits=teacher_logits, epochs=epochs,
                      batch_size=recipe.batch_size, progress=progress, name=name)
         model = cohort.member(0)
@@ -324,8 +325,7 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
             train(model, train_x, train_y, objective=replace(objective, feature_terms=(feature.term(),)), teacher=teacher,
                   **common)
         else:
-            train(model, train_x, train_y, objective=objective, **common,
-                  teacher_logits=predict_logits(teacher, train_x) if objective.needs_teacher else None)
+            train(model, train_x, train_y, objective=objective, teacher_logits=teacher_logits, **common)
     metadata = {"test_accuracy": accuracy(model, data.test_x, data.test_y), "recipe": recipe.as_dict(), "seed": seed,
                 "epochs": epochs, "trained_by": "kd.recipes.train_student"}
     return model.eval(), metadata

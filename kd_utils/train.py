@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -81,11 +81,6 @@ def _prepare(x: Tensor, device: torch.device, channels_last: bool) -> Tensor:
     return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
 
 
-@contextmanager
-def _no_tap(model: nn.Module, names: list[str]):
-    yield {}
-
-
 class ObjectiveStep:
     """``kd.train``'s mini-batch step for an `Objective`: the student's logits, the total loss and its named terms.
 
@@ -140,7 +135,7 @@ class ObjectiveStep:
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, index: Tensor) -> tuple[Tensor, Tensor, dict]:
         objective, terms_of = self.objective, self.objective.feature_terms
-        tapped = tap if terms_of else _no_tap
+        tapped = tap if terms_of else (lambda model, names: nullcontext({}))
         with tapped(model, [term.student_layer for term in terms_of]) as student_features:
             logits = model(images)
         teacher_log_probs = None
