@@ -11,6 +11,8 @@ from torch import Tensor, nn
 from . import config
 from .checkpoints import computing_environment, fingerprint, store_path, weights_checksum
 from .features import tap
+from .losses import ensemble_logits
+from .models import Ensemble
 
 
 @torch.no_grad()
@@ -30,8 +32,11 @@ def stored_logits(model: nn.Module, images: Tensor, batch_size: int = 1024) -> T
     A teacher's logits of the same images feed several notebooks (03, 05 and 07 distil from the ensemble's
     logits of the 55,000 training images). The file is named by a fingerprint of the model's weights, the
     images, the torch version and the CPU instruction set, so a retrained teacher or other images never
-    read stale logits; it is written atomically.
+    read stale logits; it is written atomically. An ``Ensemble``'s logits are combined from its members'
+    stored logits (the same numbers to the bit), so a notebook that needs one member's logits reads them too.
     """
+    if isinstance(model, Ensemble):
+        return ensemble_logits([stored_logits(member, images, batch_size) for member in model.members])
     key = fingerprint(type(model).__name__, weights_checksum(model.state_dict()), images, batch_size,
                       computing_environment())
     path = store_path("logits", key)

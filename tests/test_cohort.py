@@ -256,6 +256,20 @@ def test_stored_logits_are_computed_once_and_belong_to_their_weights_and_images(
     assert kd.stored_logits(model, images[:64]).shape == (64, 10)
 
 
+def test_an_ensembles_stored_logits_are_its_own_to_the_bit_and_share_its_members_files(data, monkeypatch):
+    members = []
+    for seed in (1, 2, 3):
+        kd.set_seed(seed)
+        members.append(kd.StudentMLP(hidden=16))
+    images = data.test_x[:96]
+    ensemble = kd.models.Ensemble(members)
+    assert torch.equal(kd.stored_logits(ensemble, images, batch_size=32), kd.predict_logits(ensemble, images, batch_size=32))
+    expected = [kd.predict_logits(member, images, batch_size=32) for member in members]
+    monkeypatch.setattr(kd.evaluate, "predict_logits", lambda *args, **kwargs: pytest.fail("computed twice"))
+    for member, logits in zip(members, expected):  # notebook 06 reads each member's logits after 03 stored the ensemble's
+        assert torch.equal(kd.stored_logits(member, images, batch_size=32), logits)
+
+
 def test_a_fingerprint_refuses_what_it_cannot_hash_faithfully():
     assert kd.checkpoints.fingerprint(torch.ones(3)) != kd.checkpoints.fingerprint(torch.ones(3, 1))
     assert kd.checkpoints.fingerprint({"a": 1}) == kd.checkpoints.fingerprint({"a": 1})
