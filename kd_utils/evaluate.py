@@ -219,12 +219,6 @@ def time_statement(stmt: str, arguments: dict, batch_size: int, threads: int, mi
     }
 
 
-def model_summary(model: nn.Module) -> dict[str, float]:
-    """Return parameters, size on disk (bytes) and FLOPs per image of a model."""
-    return {"parameters": count_parameters(model), "bytes": size_on_disk(model), "flops": flops_per_image(model)}
-
-
-
 def recommend_student(rows, *, min_speedup: float = 5.0, max_loss: float = 2.0,
                       teacher: str = "teacher") -> tuple[dict, str]:
     """Return (the row of the student to ship, the reason), chosen on validation accuracy only.
