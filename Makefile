@@ -32,10 +32,11 @@ fit-slides: setup  ## start a subslide wherever a slide runs past a 1280x720 scr
 	  $(PY) scripts/build_slides.py --fit $$measured/report.json; status=$$?; rm -rf $$measured; exit $$status; \
 	else echo "slides not fitted: Chromium is missing (make setup, as root, installs it)"; fi
 
-bench: setup  ## the data-path, distillation-speed and cohort-against-torch.func benchmarks
+bench: setup  ## the data-path, distillation-speed, cohort-against-torch.func and optimiser benchmarks
 	$(PY) benchmarks/bench_data_pipeline.py
 	$(PY) benchmarks/bench_distillation_epoch.py
 	$(PY) benchmarks/bench_cohort_func.py
+	$(PY) benchmarks/bench_optimizer.py
 
 searches: setup  ## every search in experiments/, resumably (a complete one trains nothing); see experiments/README.md
 	$(PY) experiments/run_all.py
