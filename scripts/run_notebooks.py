@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -50,8 +51,29 @@ def execute(path: Path, timeout: int, save: bool = True) -> float:
     # one stream output per cell, and a progress bar's carriage-return updates reduced to its last state
     notebook, _ = CoalesceStreamsPreprocessor().preprocess(notebook, {})
     with atomic_write(path, "w", encoding="utf-8") as file:
-        nbformat.write(notebook, file)
+        text = stable_widget_ids(nbformat.writes(notebook))
+        file.write(text if text.endswith("\n") else text + "\n")
     return seconds
+
+
+def stable_widget_ids(text: str) -> str:
+    """Rename ipywidgets' random model ids (uuid4 hex) in a notebook's JSON to numbers, in the order its outputs and
+    then each widget's children reach them: a re-run that draws the same widgets stores the same notebook."""
+    state = json.loads(text)["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {})
+    state = state.get("state", {})
+    order: list[str] = []
+
+    def visit(model_id: str) -> None:
+        if model_id in state and model_id not in order:
+            order.append(model_id)
+            for child in re.findall(r"IPY_MODEL_([0-9a-f]{32})", json.dumps(state[model_id]["state"], sort_keys=True)):
+                visit(child)
+
+    for model_id in re.findall(r'"model_id": "([0-9a-f]{32})"', text):  # the views stored in outputs, in cell order
+        visit(model_id)
+    for number, model_id in enumerate(order + sorted(set(state) - set(order))):
+        text = text.replace(model_id, f"widget-{number:02d}")
+    return nbformat.writes(nbformat.reads(text, as_version=4))  # the widget state's keys sorted again
 
 
 def main() -> int:

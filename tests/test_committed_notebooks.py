@@ -27,6 +27,35 @@ def test_a_committed_notebook_holds_no_execution_timestamps(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_a_committed_notebook_holds_no_random_widget_ids(path):
+    text = path.read_text(encoding="utf-8")
+    assert not re.search(r'"model_id": "[0-9a-f]{32}"|IPY_MODEL_[0-9a-f]{32}', text), (
+        f"{path.name} stores ipywidgets' random model ids, which change on every re-run; re-run with scripts/run_notebooks.py")
+
+
+def test_widget_ids_are_numbered_the_same_whatever_ids_a_run_drew():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("run_notebooks", ROOT / "scripts" / "run_notebooks.py")
+    run_notebooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_notebooks)
+
+    def notebook_of(box: str, slider: str, layout: str) -> str:
+        notebook = nbformat.v4.new_notebook()
+        notebook.cells = [nbformat.v4.new_code_cell(id="cell", outputs=[nbformat.v4.new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": box, "version_major": 2}})])]
+        notebook.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {
+            box: {"model_name": "VBoxModel", "state": {"children": [f"IPY_MODEL_{slider}"], "layout": f"IPY_MODEL_{layout}"}},
+            slider: {"model_name": "FloatSliderModel", "state": {"layout": f"IPY_MODEL_{layout}"}},
+            layout: {"model_name": "LayoutModel", "state": {}}}, "version_major": 2}}
+        return run_notebooks.stable_widget_ids(nbformat.writes(notebook))
+
+    first, second = notebook_of("a" * 32, "b" * 32, "c" * 32), notebook_of("f" * 32, "0" * 32, "9" * 32)
+    assert first == second
+    assert '"model_id": "widget-00"' in first and "IPY_MODEL_widget-01" in first and "IPY_MODEL_widget-02" in first
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_a_committed_notebook_holds_no_environment_noise_or_errors(path):
     notebook = nbformat.read(path, as_version=4)
     for index, output in _outputs(notebook):
