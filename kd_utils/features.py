@@ -20,6 +20,9 @@ def tap(model: nn.Module, names: str | Iterable[str], detach: bool = False) -> I
         features["block2"].shape
     """
     names = [names] if isinstance(names, str) else list(names)
+    if not names:  # nothing to record: no walk over the modules (kd.train's steps without feature terms)
+        yield {}
+        return
     modules = dict(model.named_modules())
     unknown = [name for name in names if name not in modules or name == ""]
     if unknown:

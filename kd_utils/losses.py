@@ -128,7 +128,7 @@ def distillation_loss(
         check_temperature(temperature)
     student_logits, teacher_logits = upcast_half(student_logits), upcast_half(teacher_logits)  # float16 in, float32 out
     teacher_log_probs = log_soft_targets(teacher_logits, temperature)
-    return distillation_terms(student_logits, teacher_log_probs, labels, temperature, alpha)[0]
+    return objective_loss(student_logits, labels, Objective(alpha=alpha, temperature=temperature), teacher_log_probs)[0]
 
 
 def check_labels(labels: Tensor, num_classes: int, rows: int | None = None) -> None:
@@ -406,19 +406,6 @@ def generalized_jsd_from_log_probs(student_log_probs: Tensor, teacher_log_probs:
     forward = soft_loss(student_log_probs, teacher_log_probs, 1.0, scale=False)  # KL(teacher ‖ student)
     reverse = soft_loss(teacher_log_probs, student_log_probs, 1.0, scale=False)  # KL(student ‖ teacher)
     return torch.where(beta == 0, forward, torch.where(beta == 1, reverse, mixed))
-
-
-def distillation_terms(
-    student_logits: Tensor,
-    teacher_log_probs: Tensor | None,
-    labels: Tensor,
-    temperature: float,
-    alpha: float,
-    all_labelled: bool = False,
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """`objective_loss` of logit KD at (T, α): the total of `distillation_loss` and its terms, without input checks."""
-    return objective_loss(student_logits, labels, Objective(alpha=alpha, temperature=temperature), teacher_log_probs,
-                          all_labelled)
 
 
 # ----------------------------------------------------------------------------- feature losses

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -135,12 +134,11 @@ class ObjectiveStep:
 
     def __call__(self, model: nn.Module, images: Tensor, labels: Tensor, index: Tensor) -> tuple[Tensor, Tensor, dict]:
         objective, terms_of = self.objective, self.objective.feature_terms
-        tapped = tap if terms_of else (lambda model, names: nullcontext({}))
-        with tapped(model, [term.student_layer for term in terms_of]) as student_features:
+        with tap(model, [term.student_layer for term in terms_of]) as student_features:
             logits = model(images)
         teacher_log_probs = None
         if self.teacher is not None:
-            with torch.no_grad(), tapped(self.teacher, [term.teacher_layer for term in terms_of]) as teacher_features:
+            with torch.no_grad(), tap(self.teacher, [term.teacher_layer for term in terms_of]) as teacher_features:
                 teacher_logits = self.teacher(images)
             if objective.alpha > 0:
                 teacher_log_probs = log_soft_targets(teacher_logits, objective.temperature)

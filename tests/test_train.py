@@ -167,7 +167,8 @@ def test_the_training_steps_loss_equals_the_distillation_loss_in_value_and_gradi
     expected.backward()
     fast = logits.clone().requires_grad_()
     teacher_log_probs = torch.log_softmax(teacher_logits / temperature, dim=-1)
-    value, _ = kd.losses.distillation_terms(fast, teacher_log_probs, labels, temperature, alpha, all_labelled)
+    value, _ = kd.objective_loss(fast, labels, kd.Objective(alpha=alpha, temperature=temperature), teacher_log_probs,
+                                 all_labelled)
     value.backward()
     assert torch.allclose(value, expected, atol=1e-12)
     assert torch.allclose(fast.grad, reference.grad, atol=1e-12)
@@ -180,10 +181,10 @@ def test_plain_training_steps_loss_is_the_cross_entropy_of_the_labelled_images()
     labels = torch.tensor([0, 1, -1, 3, -1, 5, 6, 7])
     labelled = labels != kd.IGNORE_LABEL
     expected = torch.nn.functional.cross_entropy(logits[labelled], labels[labelled])
-    assert torch.allclose(kd.losses.distillation_terms(logits, None, labels, 4.0, 0.5)[0], expected)
+    assert torch.allclose(kd.objective_loss(logits, labels, kd.Objective(alpha=0.5, temperature=4.0))[0], expected)
     assert torch.allclose(kd.losses.hard_loss(logits, labels), expected)
     nobody = torch.full((8,), kd.IGNORE_LABEL)
-    assert kd.losses.distillation_terms(logits, None, nobody, 4.0, 0.5)[0].item() == 0.0
+    assert kd.objective_loss(logits, nobody, kd.Objective(alpha=0.5, temperature=4.0))[0].item() == 0.0
 
 
 def test_labels_outside_the_classes_are_rejected_before_training(data):
