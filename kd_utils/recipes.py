@@ -30,7 +30,7 @@ from . import config
 from .checkpoints import CheckpointMismatchError, load_checkpoint, save_checkpoint
 from .cohort import MLPCohort, train_cohort
 from .data import load_fashion_mnist
-from .evaluate import accuracy, predict_logits
+from .evaluate import accuracy, stored_logits
 from .losses import SCRATCH, AttentionTransferLoss, CosineLoss, FeatureTerm, HintLoss, Objective
 from .models import Ensemble, build_model, is_convolutional
 from .train import train, train_fitnets
@@ -306,8 +306,9 @@ def train_student(name: str, data, teacher: nn.Module | None = None, seed: int =
         elif teacher is None:
             raise ValueError(f"student {name!r} is distilled from notebook 01's teacher: pass the teacher")
     objective, feature = recipe.objective, recipe.feature
-    # cached once (the images are not augmented); a feature term needs the live teacher instead
-    teacher_logits = predict_logits(teacher, train_x) if objective.needs_teacher and feature is None else None
+    # cached (the images are not augmented), and read back where a notebook stored them (03 stores both teachers'
+    # logits of the training images); a feature term needs the live teacher instead
+    teacher_logits = stored_logits(teacher, train_x) if objective.needs_teacher and feature is None else None
     if recipe.architecture == "StudentMLP":
         cohort = MLPCohort(recipe.width, [seed])
         train_cohort(cohort, train_x, train_y, [objective], teacher_logits=teacher_logits, epochs=epochs,
