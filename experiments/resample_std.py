@@ -107,18 +107,18 @@ def resample(name: str) -> tuple[str, str, dict[str, list[float]]]:
     text = path.read_bytes().decode()
     rows, old = parse(text), population_table(name)
     header = rows[0]
-    if header[:len(old[0])] != old[0]:  # columns added later (the provenance) come after, and are not compared
-        raise SystemExit(f"{name}: its header differs from the one at {POPULATION_COMMIT[:7]}")
+    if not set(old[0]) <= set(header):  # columns added later (provenance, objective fields) are not compared
+        raise SystemExit(f"{name}: it lacks columns it had at {POPULATION_COMMIT[:7]}")
     std_columns = TABLES[name]
     unmapped = [c for c in header if c.endswith("_std") and c not in std_columns]
     if unmapped:
         raise SystemExit(f"{name}: std columns {unmapped} have no rule here; add them to TABLES")
-    keep = [i for i, c in enumerate(old[0]) if c not in std_columns]
+    keep = [(header.index(c), i) for i, c in enumerate(old[0]) if c not in std_columns]
     changes = {c: [] for c in std_columns}
     for position, values in enumerate(rows[1:], start=1):
-        if position >= len(old) or [values[i] for i in keep] != [old[position][i] for i in keep]:
+        if position >= len(old) or [values[i] for i, _ in keep] != [old[position][j] for _, j in keep]:
             continue  # written after the fix: already a sample std
-        population = dict(zip(header, old[position]))
+        population = dict(zip(old[0], old[position]))
         for column, per_seed in std_columns.items():
             index = header.index(column)
             values[index] = sample_std_cell(population, column, per_seed)

@@ -29,6 +29,7 @@ import kd_utils as kd
 HERE = Path(__file__).resolve().parent
 RESULTS_DIR = HERE / "results"
 PROVENANCE = ["commit", "torch", "threads", "cpu_capability"]
+OBJECTIVE_FIELDS = ["temperature", "alpha", "smoothing", "labels", "feature_weight"]
 SMOKE_SEEDS = [0, 1]
 SMOKE_SIZES = {"train": 200, "val": 100, "test": 100}  # a cut of kd's smoke data: every search in a few seconds
 
@@ -66,6 +67,16 @@ def append_rows(path: Path, fields: Sequence[str], rows: Sequence[dict]) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     with kd.atomic_write(path) as file:
         file.write(text.getvalue().encode())
+
+
+def objective_fields(objective: kd.Objective) -> dict:
+    """Return a row's objective as one column per setting (``OBJECTIVE_FIELDS``), beside its ``describe()`` name.
+
+    Readers (notebooks 03 and 04, the recipe tests) filter and read these fields; the name is only displayed.
+    """
+    return {"temperature": f"{objective.temperature:g}", "alpha": f"{objective.alpha:g}",
+            "smoothing": f"{objective.smoothing:g}", "labels": objective.labels,
+            "feature_weight": f"{objective.feature_weight:g}"}
 
 
 def print_rows(rows: Sequence[dict], width: int = 20) -> None:

@@ -29,12 +29,14 @@ from pathlib import Path
 
 import torch
 from results_table import (
+    OBJECTIVE_FIELDS,
     PROVENANCE,
     SMOKE_SEEDS,
     add_run_options,
     append_rows,
     load_data,
     mean_std,
+    objective_fields,
     output_folder,
     provenance,
     read_rows,
@@ -57,7 +59,7 @@ ROWS = [
     ("same-images", 550, False, 40, 64),
     # dropped unrun: ("transfer", 55, True, 15, 128) was declared, ran past 12 minutes on 2 cores and was dropped unrun.
 ]
-FIELDS = ["regime", "labelled", "images", "epochs", "batch_size", "objective", "seeds", "val_mean", "val_std",
+FIELDS = ["regime", "labelled", "images", "epochs", "batch_size", "objective", *OBJECTIVE_FIELDS, "seeds", "val_mean", "val_std",
           "val_gain_vs_kd_mean", "val_gain_vs_kd_std", "test_mean", "test_std", "test_gain_vs_kd_mean",
           "test_gain_vs_kd_std", "test_gains_vs_kd", "test_gain_vs_scratch_mean", "seconds", *PROVENANCE]
 
@@ -124,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             t_gain = [100 * (s[k] - s[1]) for s in test]
             rows.append({
                 "regime": regime, "labelled": labelled_key(per_class, data), "images": images, "epochs": epochs,
-                "batch_size": batch_size, "objective": objective.describe(), "seeds": " ".join(map(str, seeds)),
+                "batch_size": batch_size, "objective": objective.describe(), **objective_fields(objective),
+                "seeds": " ".join(map(str, seeds)),
                 "val_mean": f"{mean_std(v)[0]:.2f}", "val_std": f"{mean_std(v)[1]:.2f}",
                 "val_gain_vs_kd_mean": f"{mean_std(v_gain)[0]:+.2f}", "val_gain_vs_kd_std": f"{mean_std(v_gain)[1]:.2f}",
                 "test_mean": f"{mean_std(t)[0]:.2f}", "test_std": f"{mean_std(t)[1]:.2f}",

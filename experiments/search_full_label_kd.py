@@ -29,12 +29,14 @@ from pathlib import Path
 
 import torch
 from results_table import (
+    OBJECTIVE_FIELDS,
     PROVENANCE,
     SMOKE_SEEDS,
     add_run_options,
     append_rows,
     load_data,
     mean_std,
+    objective_fields,
     output_folder,
     print_rows,
     provenance,
@@ -79,7 +81,7 @@ ROWS = [
     ("transfer", 128, 10, 128, "strong", 3),
 ]
 FIELDS = ["group", "width", "epochs", "batch_size", "teacher", "teacher_test_accuracy", "copies", "objective",
-          "seeds", "val_mean", "val_std", "val_gain_mean", "val_gain_std", "test_mean", "test_std",
+          *OBJECTIVE_FIELDS, "seeds", "val_mean", "val_std", "val_gain_mean", "val_gain_std", "test_mean", "test_std",
           "test_gain_mean", "test_gain_std", "test_gains", "seconds", *PROVENANCE]
 
 
@@ -140,7 +142,7 @@ def run_row(row, data, seeds, teachers_cache) -> list[dict]:
         rows.append({
             "group": group, "width": width, "epochs": epochs, "batch_size": batch_size, "teacher": teacher_name,
             "teacher_test_accuracy": f"{100 * teacher_test:.2f}", "copies": copies, "objective": objective.describe(),
-            "seeds": " ".join(map(str, seeds)),
+            **objective_fields(objective), "seeds": " ".join(map(str, seeds)),
             "val_mean": f"{mean_std(v)[0]:.2f}", "val_std": f"{mean_std(v)[1]:.2f}",
             "val_gain_mean": f"{mean_std(v_gain)[0]:+.2f}", "val_gain_std": f"{mean_std(v_gain)[1]:.2f}",
             "test_mean": f"{mean_std(t)[0]:.2f}", "test_std": f"{mean_std(t)[1]:.2f}",

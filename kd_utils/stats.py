@@ -91,10 +91,13 @@ class Comparison:
         """Return the 95 % interval as text, e.g. '+0.21 to +1.39 pp'."""
         return f"{self.low:+.{self.digits}f} to {self.high:+.{self.digits}f} {self.unit}".rstrip()
 
+    def estimate(self) -> str:
+        """Return the mean gain and its 95 % half-width as text, e.g. '+0.80 ± 0.59 pp'."""
+        return f"{self.mean:+.{self.digits}f} ± {self.half_width:.{self.digits}f} {self.unit}".rstrip()
+
     def __str__(self) -> str:
         source = "seeds and machines" if self.between_run_std > 0 else "seeds"
-        return (f"{self.mean:+.{self.digits}f} ± {self.half_width:.{self.digits}f} {self.unit} (95 % interval over {source}, "
-                f"{self.seeds} seeds): {self.verdict}")
+        return f"{self.estimate()} (95 % interval over {source}, {self.seeds} seeds): {self.verdict}"
 
 
 def compare(method: Sequence[float], baseline: Sequence[float], *, between_run_std: float = 0.0,

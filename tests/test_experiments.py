@@ -149,3 +149,14 @@ def test_run_all_knows_every_search_in_experiments():
     run_all = _module("run_all")
     scripts = {p.stem for p in EXPERIMENTS.glob("search_*.py")} | {"headline_robustness"}
     assert scripts == {step.name for step in run_all.STEPS if step.name != "teachers"}
+
+
+def test_the_objective_columns_of_the_committed_tables_are_those_their_searches_declare():
+    fill = _module("add_objective_columns")
+    assert fill.main(["--check"]) == 0  # every row's temperature, alpha, ... are its named objective's
+    objectives = fill.declared()["feature_search.csv"]
+    header = "regime,objective,seeds\r\n"
+    text = fill.filled(header + '550,"KD T=2 α=0.5, hint β=1",0 1 2\r\n', objectives)
+    assert text.splitlines()[1] == '550,"KD T=2 α=0.5, hint β=1",2,0.5,0,true,1,0 1 2'
+    with pytest.raises(SystemExit, match="no declared objective is called 'KD T=9 α=0.5'"):
+        fill.filled(header + "550,KD T=9 α=0.5,0 1 2\r\n", objectives)

@@ -28,6 +28,8 @@ def test_compare_pairs_the_results_seed_by_seed():
     assert comparison.std == pytest.approx(statistics.stdev([1.0, -0.5, 2.0]))
     # the interval is t(n - 1) times the standard error: 4.303 for 3 seeds
     assert comparison.half_width == pytest.approx(4.303 * comparison.std / math.sqrt(3))
+    assert comparison.estimate() == "+0.83 ± 3.13 pp"
+    assert str(comparison) == "+0.83 ± 3.13 pp (95 % interval over seeds, 3 seeds): within the noise"
 
 
 def test_a_consistent_gain_is_a_clear_gain_and_a_consistent_loss_a_clear_loss():
